@@ -1,0 +1,37 @@
+"""What every API view shares: pagination and the one exception handler."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from tenancy.errors import DomainError, InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+def exception_handler(exc, context):
+    """Domain errors become JSON naming the field: ``{"detail": …, "field": …, "<field>": [...]}``."""
+    if isinstance(exc, DjangoValidationError):
+        exc = InvalidInput.from_validation_error(exc)
+    if isinstance(exc, DomainError):
+        return Response(exc.as_dict(), status=exc.status)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        log.exception("unhandled error in %s", context.get("view"), exc_info=exc)
+        return Response(
+            {"detail": "Internal error; it has been logged.", "code": "internal"},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    return response

@@ -1,0 +1,235 @@
+"""Settings, read from environment variables only.
+
+Every default gives the embedded setup (SQLite, a broker that needs no server,
+the ``sim`` backend), so ``make run`` works on a fresh machine. Production sets
+``DATABASE_URL``, ``CELERY_BROKER_URL`` and ``ADMINVMS_*`` (see the README's
+configuration table).
+"""
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return env(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_float(name: str, default: float) -> float:
+    return float(env(name, str(default)))
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+DATA_DIR = Path(env("ADMINVMS_DATA_DIR", str(BASE_DIR / ".data")))
+
+
+def _secret_key() -> str:
+    """The key from the environment; for the embedded setup, one made once and kept in DATA_DIR."""
+    if key := env("ADMINVMS_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("ADMINVMS_DEBUG")
+ALLOWED_HOSTS = env_list("ADMINVMS_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("ADMINVMS_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "tenancy",
+    "categories",
+    "instances",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "adminvms_dashboard.urls"
+WSGI_APPLICATION = "adminvms_dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The embedded default is a SQLite file. IMMEDIATE transactions make SQLite take
+# its write lock at BEGIN, so the quota check and the insert that follows it are
+# serialised between the web process and the worker.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'adminvms.sqlite3'}"),
+        conn_max_age=int(env("ADMINVMS_DB_CONN_MAX_AGE", "60")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+REST_FRAMEWORK = {
+    # Token first, so that an anonymous request gets 401 with a WWW-Authenticate header.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "adminvms_dashboard.api.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "adminvms_dashboard.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "adminvms API",
+    "DESCRIPTION": "Administrative instances: categories, flavors, images, volumes and instances.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery -----------------------------------------------------------------
+# Without CELERY_BROKER_URL the web process and the worker share a folder
+# through kombu's filesystem transport: no broker server is needed.
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # A task that runs longer than the visibility timeout is handed to a second
+    # worker, so tasks stay short (they poll by re-enqueueing, never sleep).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": int(env("ADMINVMS_VISIBILITY_TIMEOUT", "600")),
+        "unacked_restore_interval": float(env("ADMINVMS_UNACKED_RESTORE_INTERVAL", "10")),
+        "unacked_restore_throttle": float(env("ADMINVMS_UNACKED_RESTORE_THROTTLE", "10")),
+    }
+CELERY_TASK_DEFAULT_QUEUE = env("ADMINVMS_QUEUE", "adminvms")
+CELERY_TASK_ACKS_LATE = True
+# Without this a task whose pool child is killed is acknowledged and lost.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("ADMINVMS_CELERY_EAGER")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "reconcile": {
+        "task": "instances.tasks.reconcile",
+        "schedule": timedelta(seconds=env_float("ADMINVMS_RECONCILE_INTERVAL", 60)),
+    },
+}
+
+# --- adminvms ---------------------------------------------------------------
+ADMINVMS = {
+    # Backends the workers may use, and the one a category without its own uses.
+    "BACKENDS": env_list("ADMINVMS_BACKENDS", "sim"),
+    "DEFAULT_BACKEND": env("ADMINVMS_DEFAULT_BACKEND", "sim"),
+    # How often a task polls the backend for a transition, and how long any
+    # action may take before it ends in ERROR.
+    "POLL_INTERVAL": env_float("ADMINVMS_POLL_INTERVAL", 2.0),
+    "ACTION_TIMEOUT": env_float("ADMINVMS_ACTION_TIMEOUT", 600.0),
+    "TASK_MAX_RETRIES": int(env("ADMINVMS_TASK_MAX_RETRIES", "5")),
+    "MAX_LAUNCH_COUNT": int(env("ADMINVMS_MAX_LAUNCH_COUNT", "50")),
+    # The simulated cloud: delays in seconds, a random failure rate, hosts.
+    "SIM_BOOT_SECONDS": env_float("ADMINVMS_SIM_BOOT_SECONDS", 3.0),
+    "SIM_REBOOT_SECONDS": env_float("ADMINVMS_SIM_REBOOT_SECONDS", 2.0),
+    "SIM_STOP_SECONDS": env_float("ADMINVMS_SIM_STOP_SECONDS", 1.0),
+    "SIM_DELETE_SECONDS": env_float("ADMINVMS_SIM_DELETE_SECONDS", 1.0),
+    "SIM_API_LATENCY": env_float("ADMINVMS_SIM_API_LATENCY", 0.0),
+    "SIM_ERROR_RATE": env_float("ADMINVMS_SIM_ERROR_RATE", 0.0),
+    "SIM_HOSTS": int(env("ADMINVMS_SIM_HOSTS", "3")),
+    "DEMO_PASSWORD": env("ADMINVMS_DEMO_PASSWORD"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("ADMINVMS_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

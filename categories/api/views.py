@@ -1,0 +1,117 @@
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from categories import services
+from categories.filters import CategoryFilterSet, FlavorFilterSet, ImageFilterSet, VolumeFilterSet
+from categories.models import Flavor, Image, InstanceCategory, Volume
+
+from .serializers import (
+    CategoryFlavorSerializer,
+    CategorySerializer,
+    FlavorSerializer,
+    ImageSerializer,
+    VolumeSerializer,
+)
+
+CATEGORY_PARAM = OpenApiParameter(
+    "category", str, description="A category slug, or `all` (provider admins). Rule 7 of the design."
+)
+
+
+class CategoryViewSet(viewsets.ModelViewSet):
+    """The category catalog. Everybody reads what they may see; writes are provider-only."""
+
+    serializer_class = CategorySerializer
+    lookup_field = "slug"
+    filterset_class = CategoryFilterSet
+
+    def get_queryset(self):
+        return (
+            InstanceCategory.objects.visible_to(self.request.user)
+            .select_related("default_flavor")
+            .prefetch_related(Prefetch("allowed_flavors", queryset=Flavor.objects.only("name")))
+        )
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        flavors = data.pop("allowed_flavors", [])
+        serializer.instance = services.category_create(user=self.request.user, data=data, allowed_flavors=flavors)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        flavors = data.pop("allowed_flavors", None)
+        category = services.category_update(user=self.request.user, category=serializer.instance, data=data)
+        for flavor in flavors or []:
+            services.category_flavor_add(user=self.request.user, category=category, flavor=flavor)
+        serializer.instance = category
+
+    def perform_destroy(self, instance):
+        services.category_delete(user=self.request.user, category=instance)
+
+    @extend_schema(
+        request=CategoryFlavorSerializer,
+        responses=FlavorSerializer(many=True),
+        parameters=[OpenApiParameter("flavor", str, description="DELETE: the flavor name to disallow.")],
+    )
+    @action(detail=True, methods=["get", "post", "delete"], url_path="flavors")
+    def flavors(self, request, slug=None):
+        """Allowed flavors of a category: list, allow one (POST), disallow one (DELETE)."""
+        category = self.get_object()
+        if request.method != "GET":
+            source = request.data if request.method == "POST" or request.data else request.query_params
+            serializer = CategoryFlavorSerializer(data=source)
+            serializer.is_valid(raise_exception=True)
+            flavor = serializer.validated_data["flavor"]
+            if request.method == "POST":
+                services.category_flavor_add(user=request.user, category=category, flavor=flavor)
+            else:
+                services.category_flavor_remove(user=request.user, category=category, flavor=flavor)
+        flavors = category.allowed_flavors.all()
+        code = status.HTTP_201_CREATED if request.method == "POST" else status.HTTP_200_OK
+        return Response(FlavorSerializer(flavors, many=True, context={"request": request}).data, status=code)
+
+
+class FlavorViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Hardware sizes. ``?category=`` lists a category's allowed flavors."""
+
+    serializer_class = FlavorSerializer
+    filterset_class = FlavorFilterSet
+    queryset = Flavor.objects.all()
+
+    def perform_create(self, serializer):
+        serializer.instance = services.flavor_create(user=self.request.user, **serializer.validated_data)
+
+    @extend_schema(parameters=[CATEGORY_PARAM])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class ImageViewSet(viewsets.ReadOnlyModelViewSet):
+    """Images, filtered by category; images of hidden categories are not listed for members."""
+
+    serializer_class = ImageSerializer
+    filterset_class = ImageFilterSet
+
+    def get_queryset(self):
+        return Image.objects.visible_to(self.request.user).prefetch_related("categories")
+
+    @extend_schema(parameters=[CATEGORY_PARAM])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class VolumeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Volumes of the caller's projects, filtered by category."""
+
+    serializer_class = VolumeSerializer
+    filterset_class = VolumeFilterSet
+
+    def get_queryset(self):
+        return Volume.objects.visible_to(self.request.user).select_related("project").prefetch_related("categories")
+
+    @extend_schema(parameters=[CATEGORY_PARAM])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)

@@ -1,0 +1,155 @@
+"""Demo data with fixed names (DESIGN.md §7). Running it twice changes nothing."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from categories import services
+from categories.models import Flavor, Image, InstanceCategory, Volume
+from tenancy import services as tenancy
+from tenancy.choices import Role
+
+USERS = [
+    # username, provider admin, project, role
+    ("admin", True, None, None),
+    ("alice", False, "acme", Role.MEMBER),
+    ("rita", False, "acme", Role.READER),
+    ("bob", False, "globex", Role.MEMBER),
+    ("gina", False, "globex", Role.READER),
+]
+PROJECTS = {"acme": "ACME Corp", "globex": "Globex Corporation"}
+FLAVORS = [("m1.tiny", 1, 512, 1), ("m1.small", 1, 2048, 20), ("m1.large", 4, 8192, 80)]
+# name, kind, categories, tags
+IMAGES = [
+    ("debian-12", "vm", ["standard"], []),
+    ("fail-boot", "vm", ["standard"], []),
+    ("lb-amphora", "vm", ["lb"], ["amphora"]),
+    ("vsa-appliance", "vm", ["vsa"], ["vsa"]),
+    ("cache-redis", "container", ["cache"], []),
+]
+CATEGORIES = [
+    {
+        "slug": "lb",
+        "name": "Load balancer",
+        "description": "Provider-managed load-balancer VMs, dual-homed, one per host.",
+        "kind": "vm",
+        "management": "provider",
+        "user_visible": True,
+        "user_operations": [],
+        "network_placement": "both",
+        "anti_affinity": "anti-affinity",
+        "min_vcpus": 1,
+        "min_ram_mb": 1024,
+        "flavors": ["m1.small", "m1.large"],
+        "default_flavor": "m1.small",
+        "image_tag": "amphora",
+    },
+    {
+        "slug": "vsa",
+        "name": "Virtual storage array",
+        "description": "Storage appliances; users reach them only through the appliance GUI.",
+        "kind": "vm",
+        "management": "appliance",
+        "user_visible": True,
+        "user_operations": ["launch", "reboot", "terminate", "appliance_gui"],
+        "network_placement": "both",
+        "gui_port": 8080,
+        "gui_path": "/",
+        "min_ram_mb": 2048,
+        "max_instances": 3,
+        "flavors": ["m1.small", "m1.large"],
+        "default_flavor": "m1.small",
+        "image_tag": "vsa",
+    },
+    {
+        "slug": "cache",
+        "name": "Cache",
+        "description": "Provider-managed cache containers on the management network, hidden from members.",
+        "kind": "container",
+        "management": "provider",
+        "user_visible": False,
+        "user_operations": [],
+        "network_placement": "management",
+        "flavors": ["m1.tiny", "m1.small"],
+        "default_flavor": "m1.tiny",
+        "image": "cache-redis",
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo users, projects, categories, flavors and images (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--quiet", action="store_true", help="Print nothing but the new credentials.")
+
+    @transaction.atomic
+    def handle(self, *args, quiet=False, **options):
+        fixed = settings.ADMINVMS["DEMO_PASSWORD"]
+        projects = {slug: tenancy.project_ensure(slug=slug, name=name)[0] for slug, name in PROJECTS.items()}
+        new_credentials = []
+        admin = None
+        for username, is_admin, project, role in USERS:
+            password = fixed or secrets.token_urlsafe(9)
+            user, created = tenancy.user_ensure(
+                username=username, password=password, provider_admin=is_admin, reset_password=bool(fixed)
+            )
+            if created and not fixed:
+                new_credentials.append((username, password))
+            if project:
+                tenancy.membership_ensure(user=user, project=projects[project], role=role)
+            if is_admin:
+                admin = user
+        self._catalog(admin, projects)
+        if new_credentials:
+            self.stdout.write("Demo users (shown once; set ADMINVMS_DEMO_PASSWORD to choose one):")
+            for username, password in new_credentials:
+                self.stdout.write(f"  {username:<6} {password}")
+        elif not quiet:
+            self.stdout.write("Demo data is in place" + (" (password from ADMINVMS_DEMO_PASSWORD)." if fixed else "."))
+
+    def _catalog(self, admin, projects) -> None:
+        flavors = {}
+        for name, vcpus, ram, disk in FLAVORS:
+            flavors[name] = Flavor.objects.filter(name=name).first() or services.flavor_create(
+                user=admin, name=name, vcpus=vcpus, ram_mb=ram, disk_gb=disk
+            )
+        categories = {c.slug: c for c in InstanceCategory.objects.all()}
+        images = {}
+        for name, kind, _slugs, tags in IMAGES:
+            images[name] = Image.objects.filter(name=name).first() or services.image_create(
+                user=admin, name=name, kind=kind, backend_id=name
+            )
+            if tags and images[name].tags != tags:
+                images[name].tags = tags
+                images[name].save(update_fields=["tags"])
+        standard = categories["standard"]
+        if standard.default_flavor is None:
+            services.category_update(
+                user=admin,
+                category=standard,
+                data={"default_flavor": flavors["m1.small"], "default_image": images["debian-12"]},
+            )
+            standard.allowed_flavors.set(flavors.values())
+        for spec in CATEGORIES:
+            if spec["slug"] in categories:
+                continue
+            data = {k: v for k, v in spec.items() if k not in {"flavors", "default_flavor", "image"}}
+            data["default_flavor"] = flavors[spec["default_flavor"]]
+            if "image" in spec:
+                data["default_image"] = images[spec["image"]]
+            categories[spec["slug"]] = services.category_create(
+                user=admin, data=data, allowed_flavors=[flavors[f] for f in spec["flavors"]]
+            )
+        for name, _kind, slugs, _tags in IMAGES:
+            images[name].categories.set([categories[s] for s in slugs])
+        for project in ("acme", "globex"):
+            volume, created = Volume.objects.get_or_create(
+                name=f"{project}-vsa-data", defaults={"size_gb": 100, "project": projects[project]}
+            )
+            if created:
+                volume.categories.set([categories["vsa"]])

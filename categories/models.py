@@ -1,0 +1,205 @@
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from tenancy import policy
+
+from .choices import STANDARD_SLUG, AntiAffinity, Kind, Management, NetworkPlacement, Operation
+
+
+class Flavor(models.Model):
+    """A hardware size, mirrored from the backend or created here."""
+
+    name = models.CharField(max_length=255, unique=True)
+    vcpus = models.PositiveIntegerField()
+    ram_mb = models.PositiveIntegerField()
+    disk_gb = models.PositiveIntegerField()
+    backend_id = models.CharField(max_length=255, blank=True, help_text="The flavor's id at the backend.")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["vcpus", "ram_mb", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CategoryQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        return self.filter(policy.category_visibility_q(user))
+
+
+class InstanceCategory(models.Model):
+    """A named class of instances with defaults, requirements and rules, handled like a flavor."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    is_builtin = models.BooleanField(default=False, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VM)
+    management = models.CharField(max_length=16, choices=Management.choices, default=Management.USER)
+    user_visible = models.BooleanField(default=True)
+    user_operations = models.JSONField(default=list, blank=True)
+    network_placement = models.CharField(
+        max_length=16, choices=NetworkPlacement.choices, default=NetworkPlacement.PROJECT
+    )
+    # Hardware
+    default_flavor = models.ForeignKey(
+        Flavor, null=True, blank=True, on_delete=models.SET_NULL, related_name="default_for"
+    )
+    allowed_flavors = models.ManyToManyField(Flavor, blank=True, related_name="categories")
+    min_vcpus = models.PositiveIntegerField(default=0)
+    min_ram_mb = models.PositiveIntegerField(default=0)
+    min_disk_gb = models.PositiveIntegerField(default=0)
+    # Image: a fixed default, or the newest image tagged with image_tag.
+    default_image = models.ForeignKey(
+        "categories.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="default_for"
+    )
+    image_tag = models.CharField(max_length=64, blank=True)
+    # Placement
+    backend = models.CharField(max_length=32, blank=True, help_text="Empty: the default backend.")
+    availability_zone = models.CharField(max_length=255, blank=True)
+    anti_affinity = models.CharField(max_length=32, choices=AntiAffinity.choices, default="", blank=True)
+    # Appliance GUI
+    gui_port = models.PositiveIntegerField(null=True, blank=True)
+    gui_path = models.CharField(max_length=255, default="/", blank=True)
+    # Quota, pool and health
+    max_instances = models.PositiveIntegerField(null=True, blank=True, help_text="Per project; empty: no limit.")
+    spare_pool_size = models.PositiveIntegerField(default=0)
+    health_check_port = models.PositiveIntegerField(null=True, blank=True)
+    health_check_path = models.CharField(max_length=255, blank=True)
+    auto_heal = models.BooleanField(default=False)
+    extra_metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CategoryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-is_builtin", "slug"]
+        verbose_name_plural = "instance categories"
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def is_standard(self) -> bool:
+        return self.slug == STANDARD_SLUG
+
+    @property
+    def is_managed(self) -> bool:
+        """Provider-managed or appliance: locked at the backend, restricted view for members."""
+        return self.management != Management.USER
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        allowed = set(Operation.values)
+        if not isinstance(self.user_operations, list) or not all(isinstance(op, str) for op in self.user_operations):
+            errors["user_operations"] = "Must be a list of operation names."
+        elif unknown := sorted(set(self.user_operations) - allowed):
+            errors["user_operations"] = (
+                f"Unknown operation(s): {', '.join(unknown)}; choose from {', '.join(Operation.values)}."
+            )
+        if not isinstance(self.extra_metadata, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.extra_metadata.items()
+        ):
+            errors["extra_metadata"] = "Must be an object whose keys and values are strings."
+        if self.management == Management.PROVIDER and Operation.LAUNCH in (self.user_operations or []):
+            errors["user_operations"] = "Project members cannot launch provider-managed instances."
+        if self.gui_port is not None and not 1 <= self.gui_port <= 65535:
+            errors["gui_port"] = "Must be a TCP port between 1 and 65535."
+        if self.health_check_port is not None and not 1 <= self.health_check_port <= 65535:
+            errors["health_check_port"] = "Must be a TCP port between 1 and 65535."
+        if self.gui_path and not self.gui_path.startswith("/"):
+            errors["gui_path"] = "Must start with '/'."
+        if self.default_flavor_id and self.default_flavor:
+            problem = self.flavor_shortfall(self.default_flavor)
+            if problem:
+                errors["default_flavor"] = problem
+        if self.default_image_id and self.default_image and self.default_image.kind != self.kind:
+            errors["default_image"] = f"Image '{self.default_image}' is a {self.default_image.kind} image."
+        if self.is_builtin and self.slug != STANDARD_SLUG:
+            errors["slug"] = "The built-in category keeps its slug."
+        if errors:
+            raise ValidationError(errors)
+
+    def flavor_shortfall(self, flavor: Flavor) -> str:
+        """Why ``flavor`` does not meet this category's minimums, or an empty string."""
+        short = []
+        if flavor.vcpus < self.min_vcpus:
+            short.append(f"{flavor.vcpus} vCPUs < {self.min_vcpus}")
+        if flavor.ram_mb < self.min_ram_mb:
+            short.append(f"{flavor.ram_mb} MB RAM < {self.min_ram_mb}")
+        if flavor.disk_gb < self.min_disk_gb:
+            short.append(f"{flavor.disk_gb} GB disk < {self.min_disk_gb}")
+        if not short:
+            return ""
+        return f"Flavor '{flavor.name}' is below the minimums of category '{self.slug}': {', '.join(short)}."
+
+
+class TaggedQuerySet(models.QuerySet):
+    """Images and volumes: tagged with categories, filtered by what a user may see."""
+
+    def visible_to(self, user):
+        if policy.is_provider_admin(user):
+            return self
+        hidden = InstanceCategory.objects.exclude(policy.category_visibility_q(user))
+        # Untagged items are generic; items tagged only with hidden categories are not shown.
+        return self.filter(Q(categories__isnull=True) | ~Q(categories__in=hidden)).distinct()
+
+    def for_category(self, category):
+        return self.filter(categories=category)
+
+
+class VolumeQuerySet(TaggedQuerySet):
+    def visible_to(self, user):
+        return super().visible_to(user).filter(policy.volume_visibility_q(user))
+
+
+class Image(models.Model):
+    """A boot image (VM) or an image reference (container), mirrored from the backend."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VM)
+    backend_id = models.CharField(max_length=255, blank=True, help_text="Glance image id, or a Docker image reference.")
+    categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="images")
+    tags = models.JSONField(default=list, blank=True, help_text="Free tags; a category's image_tag picks by them.")
+    min_ram_mb = models.PositiveIntegerField(default=0)
+    min_disk_gb = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TaggedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Volume(models.Model):
+    """A block volume, mirrored from the backend, optionally owned by a project."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    size_gb = models.PositiveIntegerField()
+    project = models.ForeignKey(
+        "tenancy.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="volumes"
+    )
+    backend_id = models.CharField(max_length=255, blank=True)
+    categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="volumes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = VolumeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from rest_framework import serializers
+
+from categories.models import Flavor, Image, InstanceCategory
+from instances.models import Instance, InstanceEvent
+from tenancy import policy
+from tenancy.models import Project
+
+# Never shown to members for appliance and provider categories (rule 2).
+RESTRICTED_FIELDS = frozenset({"backend_id", "host", "management_endpoint", "metadata", "availability_zone"})
+
+
+def present_instance(data: dict, *, user, instance: Instance) -> dict:
+    """The one place that chooses the restricted field set; the UI uses it too."""
+    if not policy.sees_restricted_view(user, instance):
+        data["restricted"] = False
+        return data
+    data = {k: v for k, v in data.items() if k not in RESTRICTED_FIELDS}
+    data["addresses"] = {k: v for k, v in (data.get("addresses") or {}).items() if k == "project"}
+    data["restricted"] = True
+    return data
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    flavor = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    image_name = serializers.CharField(source="image.name", read_only=True, default=None)
+    simulated = serializers.SerializerMethodField()
+    allowed_operations = serializers.SerializerMethodField()
+    restricted = serializers.BooleanField(read_only=True, default=False)
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id", "name", "category", "project", "flavor", "image", "image_name", "status", "task_state",
+            "backend", "simulated", "backend_id", "host", "availability_zone", "addresses",
+            "management_endpoint", "metadata", "fault", "allowed_operations", "restricted", "created_at",
+            "updated_at", "launched_at", "deleted_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_simulated(self, instance) -> bool:
+        return instance.backend == "sim"
+
+    def get_allowed_operations(self, instance) -> list[str]:
+        return policy.allowed_operations(self.context["request"].user, instance)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        return present_instance(data, user=self.context["request"].user, instance=instance)
+
+
+class ImageRefField(serializers.Field):
+    """An image by id, or by name when the name is unique among the images the caller sees."""
+
+    def to_representation(self, value):
+        return str(value.pk)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data.strip():
+            raise serializers.ValidationError("Give an image id or name.")
+        images = Image.objects.visible_to(self.context["request"].user)
+        try:
+            return images.get(pk=uuid.UUID(data))
+        except (ValueError, Image.DoesNotExist):
+            pass
+        matches = list(images.filter(name=data)[:2])
+        if not matches:
+            raise serializers.ValidationError(f"Unknown image '{data}'.")
+        if len(matches) > 1:
+            raise serializers.ValidationError(f"Several images are named '{data}'; give its id.")
+        return matches[0]
+
+
+class VisibleSlugField(serializers.SlugRelatedField):
+    """A slug among the objects the caller may see; unknown and invisible read the same."""
+
+    def __init__(self, visible, **kwargs):
+        self.visible = visible
+        kwargs.setdefault("error_messages", {"does_not_exist": "Unknown {slug_name} '{value}'."})
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self.visible(self.context["request"].user)
+
+
+class LaunchSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=240)
+    category = VisibleSlugField(
+        lambda user: InstanceCategory.objects.visible_to(user),
+        slug_field="slug",
+        required=False,
+        allow_null=True,
+    )
+    flavor = serializers.SlugRelatedField(
+        slug_field="name", queryset=Flavor.objects.all(), required=False, allow_null=True,
+        error_messages={"does_not_exist": "Unknown flavor '{value}'."},
+    )  # fmt: skip
+    image = ImageRefField(required=False, allow_null=True)
+    project = VisibleSlugField(
+        lambda user: Project.objects.filter(policy.projects_q(user)),
+        slug_field="slug",
+        required=False,
+        allow_null=True,
+    )
+    count = serializers.IntegerField(min_value=1, max_value=settings.ADMINVMS["MAX_LAUNCH_COUNT"], default=1)
+
+
+class ActionRequestSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["reboot", "stop", "start"])
+    hard = serializers.BooleanField(default=False)
+
+
+class ActionAcceptedSerializer(serializers.Serializer):
+    action_id = serializers.UUIDField()
+    action = serializers.CharField()
+    instance = InstanceSerializer()
+
+
+class EventSerializer(serializers.ModelSerializer):
+    action = serializers.CharField(source="action.action", default=None)
+    action_id = serializers.UUIDField(source="action.id", default=None)
+    action_status = serializers.CharField(source="action.status", default=None)
+    requested_by = serializers.CharField(source="action.requested_by.username", default=None)
+
+    class Meta:
+        model = InstanceEvent
+        fields = [
+            "id",
+            "action",
+            "action_id",
+            "action_status",
+            "requested_by",
+            "event",
+            "result",
+            "message",
+            "created_at",
+        ]

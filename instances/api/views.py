@@ -1,0 +1,95 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from instances import services
+from instances.filters import InstanceFilterSet
+from instances.models import Instance
+
+from .serializers import (
+    ActionAcceptedSerializer,
+    ActionRequestSerializer,
+    EventSerializer,
+    InstanceSerializer,
+    LaunchSerializer,
+)
+
+
+def _accepted(request, instance: Instance, record) -> Response:
+    instance.refresh_from_db()
+    body = {
+        "action_id": str(record.pk),
+        "action": record.action,
+        "instance": InstanceSerializer(instance, context={"request": request}).data,
+    }
+    return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter(
+            "category", str, description="A category slug, or `all` (provider admins); default `standard`."
+        ),
+        OpenApiParameter("status", str, description="One or more statuses, comma-separated; default: all but DELETED."),
+        OpenApiParameter("project", str, description="A project slug."),
+    ]
+)
+class InstanceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Administrative and regular instances. Without ``category`` nothing changes for existing users."""
+
+    serializer_class = InstanceSerializer
+    filterset_class = InstanceFilterSet
+
+    def get_queryset(self):
+        return Instance.objects.with_related().visible_to(self.request.user)
+
+    def get_object(self):
+        return services.instance_get_visible(user=self.request.user, instance_id=self.kwargs["pk"])
+
+    @extend_schema(request=LaunchSerializer, responses={202: InstanceSerializer(many=True)})
+    def create(self, request, *args, **kwargs):
+        """Launch; answers 202 with the BUILDING instance. With ``count`` > 1 the body is the
+        first instance and ``instances`` lists them all."""
+        launch = LaunchSerializer(data=request.data, context={"request": request})
+        launch.is_valid(raise_exception=True)
+        instances = services.instance_launch(user=request.user, **launch.validated_data)
+        data = InstanceSerializer(instances, many=True, context={"request": request}).data
+        body = dict(data[0])
+        if len(data) > 1:
+            body["instances"] = data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={202: ActionAcceptedSerializer})
+    def destroy(self, request, *args, **kwargs):
+        """Terminate; answers 202. The row stays as DELETED history."""
+        instance = self.get_object()
+        record = services.instance_terminate(user=request.user, instance=instance)
+        return _accepted(request, instance, record)
+
+    @extend_schema(request=ActionRequestSerializer, responses={202: ActionAcceptedSerializer})
+    @action(detail=True, methods=["post"], url_path="action")
+    def run_action(self, request, pk=None):
+        """Reboot, stop or start; 202, or 409 while another action runs."""
+        instance = self.get_object()
+        body = ActionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        verb = body.validated_data["action"]
+        kwargs = {"hard": body.validated_data["hard"]} if verb == "reboot" else {}
+        record = services.ACTIONS[verb](user=request.user, instance=instance, **kwargs)
+        return _accepted(request, instance, record)
+
+    @extend_schema(responses=EventSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def events(self, request, pk=None):
+        """The instance's action history, oldest first."""
+        instance = self.get_object()
+        events = instance.events.select_related("action__requested_by").order_by("created_at", "id")
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(EventSerializer(page, many=True).data)

@@ -1,0 +1,129 @@
+"""The compute driver interface and the small dataclasses it returns.
+
+Drivers never return SDK objects. Every call is short: a driver issues the
+request and returns; tasks poll ``get`` for transitions by re-enqueueing
+themselves. ``create`` is idempotent: called again for the same instance UUID
+it returns the server it made before.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Every server we make carries these, so a retried create and reconcile find it.
+STAMP_TAG = "adminvms"
+INSTANCE_TAG_PREFIX = "adminvms-instance:"
+
+
+class ServerStatus(StrEnum):
+    """A backend server's state, in our words."""
+
+    BUILDING = "BUILDING"
+    ACTIVE = "ACTIVE"
+    STOPPED = "STOPPED"
+    REBOOTING = "REBOOTING"
+    DELETING = "DELETING"
+    ERROR = "ERROR"
+
+
+class DriverError(Exception):
+    """The backend refused or failed the request; the fault is for humans."""
+
+    transient = False
+
+
+class BackendUnavailable(DriverError):
+    """The backend did not answer (connection refused, timeout): worth retrying."""
+
+    transient = True
+
+
+class ServerNotFound(DriverError):
+    pass
+
+
+@dataclass(frozen=True)
+class FlavorSpec:
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    backend_id: str = ""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to create: everything a driver needs, resolved by the service layer."""
+
+    instance_id: str
+    name: str
+    kind: str  # "vm" or "container"
+    project: str  # project slug
+    project_backend_id: str  # e.g. the Keystone project id; may be empty
+    category: str  # category slug
+    managed: bool  # provider-managed or appliance: lives in the service project, locked
+    flavor: FlavorSpec | None
+    image: str  # backend image id or reference
+    image_name: str
+    network_placement: str  # "project", "management" or "both"
+    availability_zone: str = ""
+    anti_affinity: str = ""  # "", "anti-affinity" or "soft-anti-affinity"
+    gui_port: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a backend says about one server."""
+
+    backend_id: str
+    instance_id: str  # from our stamp; empty if the server carries none
+    status: ServerStatus
+    host: str = ""
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    management_endpoint: str = ""
+    fault: str = ""
+    locked: bool = False
+
+
+class ComputeDriver(abc.ABC):
+    """One compute backend. Implementations: sim, docker, openstack."""
+
+    name: str = ""
+    simulated: bool = False
+    kinds: frozenset[str] = frozenset({"vm", "container"})
+
+    @abc.abstractmethod
+    def create(self, spec: ServerSpec) -> ServerInfo:
+        """Create the server, or return the one already made for ``spec.instance_id``."""
+
+    @abc.abstractmethod
+    def find(self, instance_id: str) -> ServerInfo | None:
+        """The server stamped with our instance UUID, if one exists."""
+
+    @abc.abstractmethod
+    def get(self, backend_id: str) -> ServerInfo:
+        """The server's current state; raises ServerNotFound when it is gone."""
+
+    @abc.abstractmethod
+    def reboot(self, backend_id: str, *, hard: bool = False) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self, backend_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def start(self, backend_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete(self, backend_id: str) -> None:
+        """Delete the server; deleting one that is already gone is not an error."""
+
+    @abc.abstractmethod
+    def list_servers(self) -> list[ServerInfo]:
+        """Every server stamped by us, in bulk (reconcile): calls grow with pages, not servers."""
+
+    def supports(self, kind: str) -> str:
+        """Why this backend cannot run ``kind``, or an empty string."""
+        return "" if kind in self.kinds else f"Backend '{self.name}' cannot run {kind}s."

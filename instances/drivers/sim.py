@@ -1,0 +1,232 @@
+"""The simulated cloud: a real implementation of the driver interface.
+
+Its servers are rows of ``SimServer`` in our database, so the web process and
+every worker share one cloud. Transitions take configurable time (0 in tests)
+and complete lazily when someone looks. Fault injection:
+
+- an image named ``fail-boot`` boots into ERROR with a fault;
+- ``ADMINVMS_SIM_ERROR_RATE`` makes that fraction of boots fail at random;
+- ``ADMINVMS_SIM_API_LATENCY`` makes every call return that many seconds after
+  it took effect (a slow cloud API: a worker may die after the effect, before
+  the answer);
+- hard anti-affinity with more replicas than ``ADMINVMS_SIM_HOSTS`` ends in
+  ERROR with Nova's "No valid host" fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from datetime import timedelta
+from ipaddress import IPv4Address
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from ..models import SimServer
+from .base import ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+
+_STATUS = {
+    "BUILD": ServerStatus.BUILDING,
+    "ACTIVE": ServerStatus.ACTIVE,
+    "SHUTOFF": ServerStatus.STOPPED,
+    "REBOOT": ServerStatus.REBOOTING,
+    "DELETING": ServerStatus.DELETING,
+    "ERROR": ServerStatus.ERROR,
+}
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+
+
+def _conf(key: str) -> float:
+    return settings.ADMINVMS[key]
+
+
+def _network_base(name: str, first_octet: int) -> IPv4Address:
+    digest = hashlib.sha256(name.encode()).digest()
+    return IPv4Address(f"{first_octet}.{digest[0]}.{digest[1]}.0")
+
+
+class SimDriver(ComputeDriver):
+    name = "sim"
+    simulated = True
+
+    # --- helpers -------------------------------------------------------------
+
+    def _latency(self) -> None:
+        if delay := _conf("SIM_API_LATENCY"):
+            time.sleep(delay)
+
+    def _after(self, key: str):
+        return timezone.now() + timedelta(seconds=_conf(key))
+
+    @staticmethod
+    def _settle(queryset) -> None:
+        """Complete every transition that is due, in a few bulk statements."""
+        now = timezone.now()
+        due = queryset.filter(ready_at__lte=now).exclude(pending="")
+        due.filter(pending="DELETED").delete()
+        for target in ("ACTIVE", "SHUTOFF", "ERROR"):
+            due.filter(pending=target).update(status=target, pending="", ready_at=None)
+
+    def _row(self, backend_id: str) -> SimServer:
+        rows = SimServer.objects.filter(pk=backend_id)
+        self._settle(rows)
+        try:
+            return rows.get()
+        except (SimServer.DoesNotExist, ValueError, DriverError) as exc:
+            raise ServerNotFound(f"No server {backend_id}.") from exc
+
+    @staticmethod
+    def _info(row: SimServer) -> ServerInfo:
+        return ServerInfo(
+            backend_id=str(row.pk),
+            instance_id=str(row.instance_uuid),
+            status=_STATUS[row.status],
+            host=row.host,
+            addresses=row.addresses,
+            management_endpoint=row.management_endpoint,
+            fault=row.fault,
+            locked=row.locked,
+        )
+
+    def _pick_host(self, spec: ServerSpec, group: str) -> str:
+        hosts = [f"sim-host-{n}" for n in range(1, int(_conf("SIM_HOSTS")) + 1)]
+        load = dict(
+            SimServer.objects.exclude(status="DELETING")
+            .values_list("host")
+            .annotate(n=Count("pk"))
+            .values_list("host", "n")
+        )
+        if spec.anti_affinity and group:
+            taken = set(
+                SimServer.objects.filter(server_group=group).exclude(status="DELETING").values_list("host", flat=True)
+            )
+            free = [h for h in hosts if h not in taken]
+            if free:
+                hosts = free
+            elif spec.anti_affinity == "anti-affinity":
+                return ""
+        return min(hosts, key=lambda h: (load.get(h, 0), h))
+
+    @staticmethod
+    def _addresses(spec: ServerSpec, seq: int) -> dict[str, list[str]]:
+        offset = 2 + seq % 250
+        addresses: dict[str, list[str]] = {}
+        if spec.network_placement in ("project", "both"):
+            addresses["project"] = [str(_network_base(spec.project, 10) + offset)]
+        if spec.network_placement in ("management", "both"):
+            addresses["management"] = [str(_network_base("management", 172) + offset)]
+        return addresses
+
+    # --- the interface ---------------------------------------------------------
+
+    def find(self, instance_id: str) -> ServerInfo | None:
+        rows = SimServer.objects.filter(instance_uuid=instance_id)
+        self._settle(rows)
+        row = rows.exclude(status="DELETING").first()
+        return self._info(row) if row else None
+
+    def create(self, spec: ServerSpec) -> ServerInfo:
+        if (existing := self.find(spec.instance_id)) is not None:
+            return existing
+        group = f"{spec.project}/{spec.category}" if spec.anti_affinity else ""
+        with transaction.atomic():
+            host = self._pick_host(spec, group)
+            seq = SimServer.objects.count()
+            addresses = self._addresses(spec, seq)
+            endpoint = ""
+            if spec.gui_port:
+                gui_net = addresses.get("management") or addresses.get("project") or []
+                endpoint = f"{gui_net[0]}:{spec.gui_port}" if gui_net else ""
+            fault, target = "", "ACTIVE"
+            if not host:
+                fault, target = NO_VALID_HOST, "ERROR"
+            elif spec.image_name == "fail-boot":
+                fault, target = "Simulated boot failure: image 'fail-boot' does not boot.", "ERROR"
+            elif random.random() < _conf("SIM_ERROR_RATE"):
+                fault, target = "Simulated failure injected by ADMINVMS_SIM_ERROR_RATE.", "ERROR"
+            row = SimServer.objects.create(
+                instance_uuid=spec.instance_id,
+                name=spec.name,
+                kind=spec.kind,
+                project_ref=spec.project,
+                category_ref=spec.category,
+                image_ref=spec.image,
+                flavor=spec.flavor.__dict__ if spec.flavor else {},
+                host=host,
+                server_group=group,
+                status="BUILD",
+                pending=target,
+                ready_at=self._after("SIM_BOOT_SECONDS"),
+                fault=fault,
+                addresses=addresses if host else {},
+                management_endpoint=endpoint if host else "",
+                locked=spec.managed,
+                lock_reason="Managed by adminvms" if spec.managed else "",
+                metadata=spec.metadata,
+            )
+        self._latency()
+        return self.get(str(row.pk))
+
+    def get(self, backend_id: str) -> ServerInfo:
+        return self._info(self._row(backend_id))
+
+    def _transition(self, backend_id: str, *, allowed: set[str], noop: set[str], status: str, target: str, delay: str):
+        row = self._row(backend_id)
+        if row.status in noop or row.pending == target:
+            return
+        if row.status not in allowed:
+            raise DriverError(f"Cannot act on server {backend_id} in state {row.status}.")
+        SimServer.objects.filter(pk=row.pk).update(status=status, pending=target, ready_at=self._after(delay))
+        self._latency()
+
+    def reboot(self, backend_id: str, *, hard: bool = False) -> None:
+        allowed = {"ACTIVE", "SHUTOFF", "ERROR"} if hard else {"ACTIVE"}
+        self._transition(
+            backend_id,
+            allowed=allowed,
+            noop={"REBOOT"},
+            status="REBOOT",
+            target="ACTIVE",
+            delay="SIM_REBOOT_SECONDS",
+        )
+
+    def stop(self, backend_id: str) -> None:
+        self._transition(
+            backend_id,
+            allowed={"ACTIVE"},
+            noop={"SHUTOFF"},
+            status="ACTIVE",
+            target="SHUTOFF",
+            delay="SIM_STOP_SECONDS",
+        )
+
+    def start(self, backend_id: str) -> None:
+        self._transition(
+            backend_id,
+            allowed={"SHUTOFF"},
+            noop={"ACTIVE"},
+            status="SHUTOFF",
+            target="ACTIVE",
+            delay="SIM_BOOT_SECONDS",
+        )
+
+    def delete(self, backend_id: str) -> None:
+        try:
+            self._row(backend_id)
+        except ServerNotFound:
+            return
+        if _conf("SIM_DELETE_SECONDS") <= 0:
+            SimServer.objects.filter(pk=backend_id).delete()
+        else:
+            SimServer.objects.filter(pk=backend_id).update(
+                status="DELETING", pending="DELETED", ready_at=self._after("SIM_DELETE_SECONDS")
+            )
+        self._latency()
+
+    def list_servers(self) -> list[ServerInfo]:
+        self._settle(SimServer.objects.all())
+        return [self._info(row) for row in SimServer.objects.all()]

@@ -1,0 +1,51 @@
+"""The instance FilterSet, shared by the REST API and the console's table."""
+
+from __future__ import annotations
+
+import django_filters
+from django.core.exceptions import ValidationError
+
+from categories.choices import STANDARD_SLUG
+from categories.filters import CategoryParamFilterSet
+from tenancy import policy
+from tenancy.models import Project
+
+from .choices import Status
+from .models import Instance
+
+
+class InstanceFilterSet(CategoryParamFilterSet):
+    """Rule 1: without ``category`` only ``standard`` instances; without ``status``
+    no DELETED ones (they stay as history, asked for with ``?status=DELETED``)."""
+
+    status = django_filters.CharFilter(method="filter_status")
+    project = django_filters.CharFilter(method="filter_project")
+    backend = django_filters.CharFilter()
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Instance
+        fields = ["backend", "name"]
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        if not data.get("category"):
+            queryset = queryset.filter(category__slug=STANDARD_SLUG)
+        if not data.get("status"):
+            queryset = queryset.exclude(status=Status.DELETED)
+        return queryset
+
+    def filter_status(self, queryset, name, value):
+        wanted = [v.strip().upper() for v in value.split(",") if v.strip()]
+        if unknown := [v for v in wanted if v not in Status.values]:
+            raise ValidationError(
+                {"status": f"Unknown status {', '.join(unknown)}; choose from {', '.join(Status.values)}."}
+            )
+        return queryset.filter(status__in=wanted)
+
+    def filter_project(self, queryset, name, value):
+        project = Project.objects.filter(policy.projects_q(self._user())).filter(slug=value).first()
+        if project is None:
+            raise ValidationError({"project": f"Unknown project '{value}'."})
+        return queryset.filter(project=project)

@@ -1,0 +1,195 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from tenancy import policy
+
+from .choices import ActionStatus, ActionType, Status, TaskState
+
+# Which statuses each operation may start from; every operation also needs no
+# other action in progress (rule 5).
+LIFECYCLE = {
+    "reboot": {Status.ACTIVE},
+    "stop": {Status.ACTIVE},
+    "start": {Status.STOPPED},
+    "terminate": {Status.BUILDING, Status.ACTIVE, Status.STOPPED, Status.REBOOTING, Status.ERROR},
+    "appliance_gui": {Status.ACTIVE},
+}
+
+
+class InstanceQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """Every list and detail of every interface starts here (rule 2)."""
+        return self.filter(policy.instance_visibility_q(user))
+
+    def live(self):
+        return self.exclude(status=Status.DELETED)
+
+    def with_related(self):
+        return self.select_related("category", "project", "flavor", "image")
+
+
+class Instance(models.Model):
+    """One VM or container, always in exactly one category, owned by one project."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    category = models.ForeignKey("categories.InstanceCategory", on_delete=models.PROTECT, related_name="instances")
+    project = models.ForeignKey("tenancy.Project", on_delete=models.PROTECT, related_name="instances")
+    flavor = models.ForeignKey("categories.Flavor", null=True, blank=True, on_delete=models.PROTECT)
+    image = models.ForeignKey("categories.Image", null=True, blank=True, on_delete=models.PROTECT)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.BUILDING, db_index=True)
+    task_state = models.CharField(max_length=16, choices=TaskState.choices, blank=True, default="")
+    backend = models.CharField(max_length=32)
+    backend_id = models.CharField(max_length=255, blank=True, db_index=True)
+    host = models.CharField(max_length=255, blank=True)
+    availability_zone = models.CharField(max_length=255, blank=True)
+    # {"project": ["10.0.0.5"], "management": ["172.31.0.9"]}
+    addresses = models.JSONField(default=dict, blank=True)
+    management_endpoint = models.CharField(max_length=255, blank=True, help_text="host:port of the appliance GUI.")
+    metadata = models.JSONField(default=dict, blank=True)
+    fault = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InstanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "category", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+    @property
+    def is_transitional(self) -> bool:
+        return bool(self.task_state) or self.status in {Status.BUILDING, Status.REBOOTING, Status.DELETING}
+
+    def lifecycle_allows(self, operation: str) -> bool:
+        if self.task_state or self.status not in LIFECYCLE[operation]:
+            return False
+        return not (operation == "appliance_gui" and not self.management_endpoint)
+
+    def lifecycle_refusal(self, operation: str) -> str:
+        if self.task_state:
+            return f"Instance '{self.name}' is busy ({self.task_state}); try again when it settles."
+        if operation == "appliance_gui" and self.status == Status.ACTIVE:
+            return f"Instance '{self.name}' has no appliance GUI endpoint."
+        return f"Cannot {operation} instance '{self.name}' while it is {self.status}."
+
+
+class InstanceAction(models.Model):
+    """A request to act on an instance; its id is the Celery task id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="actions")
+    action = models.CharField(max_length=16, choices=ActionType.choices)
+    status = models.CharField(max_length=16, choices=ActionStatus.choices, default=ActionStatus.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    params = models.JSONField(default=dict, blank=True)
+    # Set once the backend call was made, so a redelivered task polls instead of calling again.
+    backend_called = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "deadline"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.instance_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (ActionStatus.PENDING, ActionStatus.RUNNING)
+
+
+class InstanceEvent(models.Model):
+    """One step of an action: the audit trail. Never deleted."""
+
+    class Result(models.TextChoices):
+        INFO = "info"
+        SUCCESS = "success"
+        ERROR = "error"
+
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="events")
+    # Empty for what reconcile found on its own.
+    action = models.ForeignKey(InstanceAction, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    event = models.CharField(max_length=64)
+    result = models.CharField(max_length=16, choices=Result.choices, default=Result.INFO)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.event}: {self.result}"
+
+
+class ReconcileRun(models.Model):
+    """What one reconcile pass found: the drift report."""
+
+    backend = models.CharField(max_length=32)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    vanished = models.JSONField(default=list, blank=True)
+    orphans = models.JSONField(default=list, blank=True)
+    expired_actions = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"reconcile {self.backend} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class SimServer(models.Model):
+    """A server of the simulated cloud (the ``sim`` driver's own state, not ours).
+
+    It lives in the database so that the web process and every worker see the
+    same cloud. Transitions complete lazily: a row holds its ``pending`` target
+    state and when it is reached (``ready_at``).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    instance_uuid = models.UUIDField(db_index=True)
+    name = models.CharField(max_length=255)
+    kind = models.CharField(max_length=16)
+    project_ref = models.CharField(max_length=64)
+    category_ref = models.CharField(max_length=64)
+    image_ref = models.CharField(max_length=255, blank=True)
+    flavor = models.JSONField(default=dict, blank=True)
+    host = models.CharField(max_length=64, blank=True)
+    server_group = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, default="BUILD")
+    pending = models.CharField(max_length=16, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    fault = models.TextField(blank=True)
+    addresses = models.JSONField(default=dict, blank=True)
+    management_endpoint = models.CharField(max_length=255, blank=True)
+    locked = models.BooleanField(default=False)
+    lock_reason = models.CharField(max_length=255, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Deliberately no unique constraint on instance_uuid: a real cloud would
+        # accept a second create too, and the driver must not make one.
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"sim server {self.pk} ({self.status})"

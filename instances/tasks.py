@@ -1,0 +1,79 @@
+"""Celery tasks: thin callers of the service layer.
+
+Each task takes the action's primary key, advances it one step, and re-enqueues
+itself with a countdown while the backend is still busy: no task sleeps, so a
+task never outlives the broker's visibility timeout. Deliveries are idempotent
+(``acks_late`` with ``reject_on_worker_lost``: a killed worker's task comes back
+and the service finds what the first try did).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from . import services
+from .drivers.base import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def _advance(task: Task, action_id: str) -> None:
+    try:
+        countdown = services.action_step(action_id=action_id)
+        while countdown is not None and task.request.is_eager:
+            # Eager mode (tests, a shell) has no broker to come back through.
+            time.sleep(countdown)
+            countdown = services.action_step(action_id=action_id)
+    except BackendUnavailable as exc:
+        retries = task.request.retries
+        if retries < settings.ADMINVMS["TASK_MAX_RETRIES"]:
+            raise task.retry(exc=exc, countdown=min(2**retries, 30)) from exc
+        services.action_fail(action_id=action_id, fault=f"The backend did not answer after {retries + 1} tries: {exc}")
+        return
+    except Exception as exc:  # never leave an instance in a transitional state
+        log.exception("action %s failed unexpectedly", action_id)
+        services.action_fail(action_id=action_id, fault=f"Internal error while running the action: {exc}")
+        return
+    if countdown is not None:
+        task.apply_async(args=[action_id], countdown=countdown)
+
+
+_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
+
+
+@shared_task(name="instances.tasks.launch", **_OPTIONS)
+def launch(self: Task, action_id: str) -> None:
+    _advance(self, action_id)
+
+
+@shared_task(name="instances.tasks.reboot", **_OPTIONS)
+def reboot(self: Task, action_id: str) -> None:
+    _advance(self, action_id)
+
+
+@shared_task(name="instances.tasks.stop", **_OPTIONS)
+def stop(self: Task, action_id: str) -> None:
+    _advance(self, action_id)
+
+
+@shared_task(name="instances.tasks.start", **_OPTIONS)
+def start(self: Task, action_id: str) -> None:
+    _advance(self, action_id)
+
+
+@shared_task(name="instances.tasks.terminate", **_OPTIONS)
+def terminate(self: Task, action_id: str) -> None:
+    _advance(self, action_id)
+
+
+@shared_task(name="instances.tasks.reconcile", acks_late=True, ignore_result=True)
+def reconcile() -> None:
+    for run in services.instances_reconcile():
+        log.info(
+            "reconcile %s: checked %s, updated %s, vanished %s, orphans %s",
+            run.backend, run.checked, run.updated, len(run.vanished), len(run.orphans),
+        )  # fmt: skip

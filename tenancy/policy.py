@@ -1,0 +1,212 @@
+"""Who may see and do what: the one policy module for every interface.
+
+REST, web UI, EC2 API, Celery tasks and management commands all ask these
+functions; no interface repeats a rule. Each ``can_<operation>()`` answers both
+"may this user" (policy) and "is the instance in a state for it" (lifecycle, which
+the instance itself knows through ``instance.lifecycle_allows(operation)``).
+
+This module imports no model of ``categories`` or ``instances``: it reads the
+attributes of the objects it is given and builds ``Q`` objects by field name, so
+every app can use it without an import cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from django.db.models import Q
+
+from .choices import Role
+
+STANDARD_SLUG = "standard"
+# Mirrors categories.choices.Management.USER; kept literal so this module imports no app above it.
+USER_MANAGED = "user"
+
+
+class Denial(StrEnum):
+    NOT_FOUND = "not_found"  # the caller may not even know it exists: answer 404
+    FORBIDDEN = "forbidden"  # the caller sees it but may not do this: 403
+    CONFLICT = "conflict"  # allowed, but not in this state: 409
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer of a ``can_*`` function; truthy when allowed."""
+
+    allowed: bool
+    reason: str = ""
+    denial: Denial | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Verdict(True)
+
+
+def _deny(denial: Denial, reason: str) -> Verdict:
+    return Verdict(False, reason, denial)
+
+
+# --- who is who ---------------------------------------------------------------
+
+
+def is_provider_admin(user) -> bool:
+    """Provider admins operate the cloud (system scope): active staff users."""
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def roles(user) -> dict[Any, str]:
+    """``{project_id: role}`` for the user, read once per user object."""
+    if not (user and user.is_authenticated):
+        return {}
+    cached = getattr(user, "_adminvms_roles", None)
+    if cached is None:
+        from .models import Membership
+
+        cached = dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+        user._adminvms_roles = cached
+    return cached
+
+
+def role_in(user, project) -> str | None:
+    project_id = getattr(project, "pk", project)
+    return roles(user).get(project_id)
+
+
+def projects_q(user, field: str = "pk") -> Q:
+    """The projects (or rows owned by projects) a user may see."""
+    if is_provider_admin(user):
+        return Q()
+    return Q(**{f"{field}__in": list(roles(user))})
+
+
+def member_project_ids(user) -> list:
+    return [pid for pid, role in roles(user).items() if role == Role.MEMBER]
+
+
+# --- visibility -----------------------------------------------------------------
+
+
+def category_visibility_q(user, prefix: str = "") -> Q:
+    """Categories a user may see: all for provider admins; ``standard`` and
+    user-visible ones for anybody with a project role."""
+    if is_provider_admin(user):
+        return Q()
+    if not roles(user):
+        return Q(pk__in=[])
+    return Q(**{f"{prefix}slug": STANDARD_SLUG}) | Q(**{f"{prefix}user_visible": True})
+
+
+def category_visible(user, category) -> bool:
+    return is_provider_admin(user) or (bool(roles(user)) and (category.slug == STANDARD_SLUG or category.user_visible))
+
+
+def instance_visibility_q(user) -> Q:
+    """Instances a user may see (rule 2): never another project's."""
+    if is_provider_admin(user):
+        return Q()
+    return projects_q(user, "project_id") & category_visibility_q(user, "category__")
+
+
+def volume_visibility_q(user) -> Q:
+    if is_provider_admin(user):
+        return Q()
+    return Q(project__isnull=True) | projects_q(user, "project_id")
+
+
+def can_view(user, instance) -> Verdict:
+    if is_provider_admin(user):
+        return ALLOW
+    if role_in(user, instance.project_id) is None or not category_visible(user, instance.category):
+        return _deny(Denial.NOT_FOUND, "No such instance.")
+    return ALLOW
+
+
+def sees_restricted_view(user, instance_or_category) -> bool:
+    """Members see appliance and provider instances without backend ids, hosts,
+    management addresses or raw metadata."""
+    category = getattr(instance_or_category, "category", instance_or_category)
+    return not is_provider_admin(user) and category.management != USER_MANAGED
+
+
+# --- operations -----------------------------------------------------------------
+
+
+def _may_operate(user, instance, operation: str) -> Verdict:
+    if not (verdict := can_view(user, instance)):
+        return verdict
+    if not is_provider_admin(user):
+        if role_in(user, instance.project_id) != Role.MEMBER:
+            return _deny(Denial.FORBIDDEN, "Readers may only look, not act.")
+        if operation not in (instance.category.user_operations or []):
+            return _deny(
+                Denial.FORBIDDEN,
+                f"Category '{instance.category.slug}' does not allow project members to {operation}.",
+            )
+    if not instance.lifecycle_allows(operation):
+        return _deny(Denial.CONFLICT, instance.lifecycle_refusal(operation))
+    return ALLOW
+
+
+def can_reboot(user, instance) -> Verdict:
+    return _may_operate(user, instance, "reboot")
+
+
+def can_stop(user, instance) -> Verdict:
+    return _may_operate(user, instance, "stop")
+
+
+def can_start(user, instance) -> Verdict:
+    return _may_operate(user, instance, "start")
+
+
+def can_terminate(user, instance) -> Verdict:
+    return _may_operate(user, instance, "terminate")
+
+
+def can_appliance_gui(user, instance) -> Verdict:
+    return _may_operate(user, instance, "appliance_gui")
+
+
+CHECKS = {
+    "reboot": can_reboot,
+    "stop": can_stop,
+    "start": can_start,
+    "terminate": can_terminate,
+    "appliance_gui": can_appliance_gui,
+}
+
+
+def can(user, operation: str, instance) -> Verdict:
+    return CHECKS[operation](user, instance)
+
+
+def allowed_operations(user, instance) -> list[str]:
+    """The operations to offer as buttons for this user and instance, now."""
+    return [op for op, check in CHECKS.items() if check(user, instance)]
+
+
+def can_launch(user, *, category, project) -> Verdict:
+    """May ``user`` launch an instance of ``category`` in ``project``?"""
+    if is_provider_admin(user):
+        return ALLOW
+    role = role_in(user, project)
+    if role is None:
+        return _deny(Denial.NOT_FOUND, "No such project.")
+    if not category_visible(user, category):
+        return _deny(Denial.NOT_FOUND, "No such category.")
+    if role != Role.MEMBER:
+        return _deny(Denial.FORBIDDEN, "Readers may only look, not launch.")
+    if "launch" not in (category.user_operations or []):
+        return _deny(Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.")
+    return ALLOW
+
+
+def can_manage_catalog(user) -> Verdict:
+    """Categories, flavors, images: provider admins only."""
+    if is_provider_admin(user):
+        return ALLOW
+    return _deny(Denial.FORBIDDEN, "Only provider admins may change the catalog.")
