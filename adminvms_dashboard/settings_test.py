@@ -15,3 +15,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tasks enqueued in a test without a worker run in the test process.
 CELERY_TASK_ALWAYS_EAGER = os.environ.get("ADMINVMS_CELERY_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = False
+# Static files come from the finders in tests; no collectstatic needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
