@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 
 import pytest
@@ -20,7 +21,7 @@ def demo(db, settings, monkeypatch):
     """The seeded demo: users admin/alice/rita/bob/gina, projects acme/globex,
     categories standard/lb/vsa/cache, flavors m1.*, an image per category."""
     settings.ADMINVMS = {**settings.ADMINVMS, "DEMO_PASSWORD": DEMO_PASSWORD}
-    call_command("seed_demo", quiet=True, stdout=open("/dev/null", "w"))
+    call_command("seed_demo", quiet=True, stdout=io.StringIO())
     users = {u.username: u for u in get_user_model().objects.all()}
     return SimpleNamespace(
         **users,

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from tenancy import policy
 from tenancy.errors import Conflict, InvalidInput, require
 
-from .choices import Kind
+from .choices import STANDARD_SLUG, Kind
 from .models import Flavor, Image, InstanceCategory
 
 # Fields a category's create/update may set (never is_builtin, never timestamps).
@@ -41,6 +41,25 @@ def _save(obj, *, unique_field: str = "slug") -> None:
     except IntegrityError as exc:
         value = getattr(obj, unique_field)
         raise InvalidInput(f"'{value}' is already taken.", field=unique_field) from exc
+
+
+STANDARD_DEFAULTS = {
+    "name": "Standard",
+    "description": "Regular user instances, as before categories existed.",
+    "is_builtin": True,
+    "kind": Kind.VM,
+    "management": "user",
+    "user_visible": True,
+    "user_operations": ["launch", "reboot", "stop", "start", "terminate"],
+    "network_placement": "project",
+}
+
+
+def category_standard() -> InstanceCategory:
+    """The built-in ``standard`` category. A data migration creates it; this
+    puts it back if a database was emptied behind the migrations' back."""
+    category, _ = InstanceCategory.objects.get_or_create(slug=STANDARD_SLUG, defaults=STANDARD_DEFAULTS)
+    return category
 
 
 def _live_instances(category: InstanceCategory):

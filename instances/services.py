@@ -19,9 +19,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from categories.choices import STANDARD_SLUG, Kind
+from categories.choices import Kind
 from categories.models import Flavor, Image, InstanceCategory
 from categories.selectors import category_default_image, image_refusal
+from categories.services import category_standard
 from tenancy import policy
 from tenancy.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, require
 from tenancy.models import Project
@@ -110,7 +111,7 @@ def _resolve_project(user, project: Project | None) -> Project:
 
 def _resolve_category(user, category: InstanceCategory | None) -> InstanceCategory:
     if category is None:
-        category = InstanceCategory.objects.get(slug=STANDARD_SLUG)
+        category = category_standard()
     if not category.is_active:
         raise InvalidInput(f"Category '{category.slug}' is inactive and launches nothing.", field="category")
     return category

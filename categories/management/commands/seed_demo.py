@@ -118,6 +118,7 @@ class Command(BaseCommand):
             flavors[name] = Flavor.objects.filter(name=name).first() or services.flavor_create(
                 user=admin, name=name, vcpus=vcpus, ram_mb=ram, disk_gb=disk
             )
+        services.category_standard()
         categories = {c.slug: c for c in InstanceCategory.objects.all()}
         images = {}
         for name, kind, _slugs, tags in IMAGES:

@@ -1,0 +1,89 @@
+"""A real Celery worker process on the real Redis broker, driven through the REST API."""
+
+from __future__ import annotations
+
+import pytest
+
+from instances.models import Instance, InstanceAction, SimServer
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.worker
+
+
+def _status(client, instance_id) -> dict:
+    return client.get(f"/api/v1/instances/{instance_id}/").json()
+
+
+def _settled(client, instance_id, status):
+    def check():
+        body = _status(client, instance_id)
+        return body if body["status"] == status and not body["task_state"] else None
+
+    return check
+
+
+def test_lifecycle_through_the_api_with_a_real_worker(demo, api, workers):
+    # Small but non-zero delays, so every transition goes through polling
+    # (the task re-enqueues itself with a countdown through Redis).
+    worker = workers(
+        ADMINVMS_SIM_BOOT_SECONDS="0.4",
+        ADMINVMS_SIM_REBOOT_SECONDS="0.4",
+        ADMINVMS_SIM_STOP_SECONDS="0.4",
+        ADMINVMS_SIM_DELETE_SECONDS="0.4",
+        ADMINVMS_POLL_INTERVAL="0.2",
+    )
+    client = api(demo.alice)
+
+    launched = client.post("/api/v1/instances/", {"name": "web-1"}, format="json")
+    assert launched.status_code == 202, launched.content
+    iid = launched.json()["id"]
+    assert launched.json()["status"] == "BUILDING"
+    body = wait_until(_settled(client, iid, "ACTIVE"), 30, "launch to ACTIVE", worker)
+    assert body["category"] == "standard" and body["addresses"]["project"]
+
+    def act(payload, expected):
+        response = client.post(f"/api/v1/instances/{iid}/action/", payload, format="json")
+        assert response.status_code == 202, response.content
+        return wait_until(_settled(client, iid, expected), 30, f"{payload} to {expected}", worker)
+
+    act({"action": "reboot"}, "ACTIVE")
+    act({"action": "stop"}, "STOPPED")
+    act({"action": "start"}, "ACTIVE")
+
+    assert client.delete(f"/api/v1/instances/{iid}/").status_code == 202
+    wait_until(_settled(client, iid, "DELETED"), 30, "terminate to DELETED", worker)
+    assert not SimServer.objects.filter(instance_uuid=iid).exists()
+
+    actions = list(InstanceAction.objects.filter(instance_id=iid).values_list("action", "status"))
+    assert sorted(actions) == sorted(
+        [("launch", "succeeded"), ("reboot", "succeeded"), ("stop", "succeeded"), ("start", "succeeded"),
+         ("terminate", "succeeded")]
+    )  # fmt: skip
+    events = client.get(f"/api/v1/instances/{iid}/events/").json()["results"]
+    assert [e["event"] for e in events if e["action"] == "launch"] == ["requested", "spawning", "finished"]
+
+
+def test_worker_killed_mid_launch_makes_exactly_one_server(demo, api, workers):
+    # The sim's create call answers 4 s after the server exists: the worker is
+    # killed in that window, after the effect and before it could record it.
+    first = workers(ADMINVMS_SIM_API_LATENCY="4")
+    client = api(demo.alice)
+    launched = client.post("/api/v1/instances/", {"name": "survivor", "category": "vsa"}, format="json")
+    assert launched.status_code == 202, launched.content
+    iid = launched.json()["id"]
+
+    wait_until(lambda: SimServer.objects.filter(instance_uuid=iid).exists(), 30, "server created", first)
+    first.kill()
+    instance = Instance.objects.get(pk=iid)
+    assert instance.backend_id == ""  # the dead worker never recorded its server
+    assert instance.status == "BUILDING"
+
+    # A new worker gets the message back after the visibility timeout (10 s here)
+    # and its launch finds the server made before instead of making a second one.
+    second = workers()
+    body = wait_until(_settled(client, iid, "ACTIVE"), 60, "redelivered launch to ACTIVE", second)
+    servers = list(SimServer.objects.filter(instance_uuid=iid))
+    assert len(servers) == 1
+    assert Instance.objects.get(pk=iid).backend_id == str(servers[0].pk)
+    assert body["restricted"] is True
