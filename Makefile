@@ -48,5 +48,9 @@ format: venv
 test: venv services lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+## bench: list/launch latency, queries per list, reconcile time, printed as a table
+bench: venv services
+	$(PY) benchmarks/bench_api.py
+
 clean:
 	rm -rf $(VENV) .data staticfiles
