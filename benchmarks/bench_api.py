@@ -23,7 +23,7 @@ os.environ.setdefault("ADMINVMS_QUEUE", f"adminvms-bench-{uuid.uuid4().hex[:8]}"
 os.environ["ADMINVMS_CELERY_EAGER"] = "0"
 os.environ["DJANGO_SETTINGS_MODULE"] = "adminvms_dashboard.settings_test"
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -103,7 +103,7 @@ def main() -> None:
                     backend_id=str(uuid.uuid4()),
                 )
                 for n in range(size - created)
-            ]  # fmt: skip
+            ]
         )
         created = size
         url = f"/api/v1/instances/?page_size={size}"
@@ -144,7 +144,7 @@ def main() -> None:
                 status="ACTIVE",
             )
             for r in rows
-        ]  # fmt: skip
+        ]
     )
     with QueryCounter() as queries:
         services.instances_reconcile(backends=["sim"])
