@@ -223,6 +223,8 @@ ADMINVMS = {
     "SIM_API_LATENCY": env_float("ADMINVMS_SIM_API_LATENCY", 0.0),
     "SIM_ERROR_RATE": env_float("ADMINVMS_SIM_ERROR_RATE", 0.0),
     "SIM_HOSTS": int(env("ADMINVMS_SIM_HOSTS", "3")),
+    # Every call of the simulated cloud fails as if its API were down.
+    "SIM_OUTAGE": env_bool("ADMINVMS_SIM_OUTAGE"),
     "DEMO_PASSWORD": env("ADMINVMS_DEMO_PASSWORD"),
 }
 

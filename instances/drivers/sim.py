@@ -9,6 +9,8 @@ and complete lazily when someone looks. Fault injection:
 - ``ADMINVMS_SIM_API_LATENCY`` makes every call return that many seconds after
   it took effect (a slow cloud API: a worker may die after the effect, before
   the answer);
+- ``ADMINVMS_SIM_OUTAGE`` makes every call fail as if the API were down
+  (``BackendUnavailable``, which tasks retry with backoff, then give up);
 - hard anti-affinity with more replicas than ``ADMINVMS_SIM_HOSTS`` ends in
   ERROR with Nova's "No valid host" fault.
 """
@@ -27,7 +29,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ..models import SimServer
-from .base import ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+from .base import BackendUnavailable, ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
 
 _STATUS = {
     "BUILD": ServerStatus.BUILDING,
@@ -55,6 +57,10 @@ class SimDriver(ComputeDriver):
 
     # --- helpers -------------------------------------------------------------
 
+    def _check_outage(self) -> None:
+        if settings.ADMINVMS.get("SIM_OUTAGE"):
+            raise BackendUnavailable("The simulated cloud's API does not answer (ADMINVMS_SIM_OUTAGE).")
+
     def _latency(self) -> None:
         if delay := _conf("SIM_API_LATENCY"):
             time.sleep(delay)
@@ -72,6 +78,7 @@ class SimDriver(ComputeDriver):
             due.filter(pending=target).update(status=target, pending="", ready_at=None)
 
     def _row(self, backend_id: str) -> SimServer:
+        self._check_outage()
         rows = SimServer.objects.filter(pk=backend_id)
         self._settle(rows)
         try:
@@ -124,6 +131,7 @@ class SimDriver(ComputeDriver):
     # --- the interface ---------------------------------------------------------
 
     def find(self, instance_id: str) -> ServerInfo | None:
+        self._check_outage()
         rows = SimServer.objects.filter(instance_uuid=instance_id)
         self._settle(rows)
         row = rows.exclude(status="DELETING").first()
@@ -228,5 +236,6 @@ class SimDriver(ComputeDriver):
         self._latency()
 
     def list_servers(self) -> list[ServerInfo]:
+        self._check_outage()
         self._settle(SimServer.objects.all())
         return [self._info(row) for row in SimServer.objects.all()]
