@@ -10,6 +10,9 @@ PORT ?= 8000
 
 .PHONY: run test lint format venv services migrate bench clean
 
+# Pieces that bring up optional test infrastructure (Docker engine, OpenStack control plane).
+include $(wildcard mk/*.mk)
+
 venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
