@@ -154,6 +154,19 @@ def category_flavor_remove(*, user, category: InstanceCategory, flavor: Flavor) 
 
 
 @transaction.atomic
+def category_flavors_set(*, user, category: InstanceCategory, flavors: Iterable[Flavor]) -> None:
+    """Replace the allowed flavors; each must meet the minimums, and the default flavor stays allowed."""
+    require(policy.can_manage_catalog(user))
+    flavors = list(flavors)
+    for flavor in flavors:
+        if problem := category.flavor_shortfall(flavor):
+            raise InvalidInput(problem, field="allowed_flavors")
+    if category.default_flavor and category.default_flavor not in flavors:
+        flavors.append(category.default_flavor)
+    category.allowed_flavors.set(flavors)
+
+
+@transaction.atomic
 def flavor_create(*, user, name: str, vcpus: int, ram_mb: int, disk_gb: int, backend_id: str = "") -> Flavor:
     require(policy.can_manage_catalog(user))
     flavor = Flavor(name=name, vcpus=vcpus, ram_mb=ram_mb, disk_gb=disk_gb, backend_id=backend_id)

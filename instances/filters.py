@@ -22,6 +22,10 @@ class InstanceFilterSet(CategoryParamFilterSet):
     project = django_filters.CharFilter(method="filter_project")
     backend = django_filters.CharFilter()
     name = django_filters.CharFilter(lookup_expr="icontains")
+    ordering = django_filters.OrderingFilter(
+        fields=(("name", "name"), ("status", "status"), ("created_at", "created"), ("category__slug", "category"),
+                ("project__slug", "project"), ("backend", "backend")),
+    )  # fmt: skip
 
     class Meta:
         model = Instance

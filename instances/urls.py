@@ -1,0 +1,20 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("project/", views.switch_project, name="switch-project"),
+    path("launch/", views.launch, name="launch"),
+    path("instances/<uuid:instance_id>/row/", views.instance_row, name="instance-row"),
+    path("instances/<uuid:instance_id>/timeline/", views.instance_timeline, name="instance-timeline"),
+    path("instances/<uuid:instance_id>/<str:op>/", views.instance_action, name="instance-action"),
+    path("console/", views.console_overview, name="console"),
+    path("console/instances/", views.console_instances, name="console-instances"),
+    path("console/instances/<uuid:instance_id>/", views.console_instance, name="console-instance"),
+    path("portal/", views.portal, name="portal"),
+    path("portal/instances/<uuid:instance_id>/", views.portal_instance, name="portal-instance"),
+    path("portal/appliances/", views.portal_appliances, name="portal-appliances"),
+    path("portal/appliances/<uuid:instance_id>/", views.appliance_detail, name="portal-appliance"),
+]
