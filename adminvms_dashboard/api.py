@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -19,6 +19,20 @@ class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+# What a SlugField holds (Django's validate_slug); a URL lookup by slug matches only this.
+SLUG_PATTERN = "[-a-zA-Z0-9_]+"
+
+
+class SlugRelatedField(serializers.SlugRelatedField):
+    """DRF's field, refusing NUL characters before the lookup: PostgreSQL raises
+    on them instead of matching nothing, which would make bad input a 500."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 def exception_handler(exc, context):

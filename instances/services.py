@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -89,7 +90,7 @@ def instance_get_visible(*, user, instance_id) -> Instance:
     """The instance if ``user`` may see it; NotFound otherwise (404, never 403: nothing leaks)."""
     try:
         return Instance.objects.with_related().visible_to(user).get(pk=instance_id)
-    except (Instance.DoesNotExist, ValueError, TypeError) as exc:
+    except (Instance.DoesNotExist, ValidationError, ValueError, TypeError) as exc:  # a malformed id is unknown too
         raise NotFound("No such instance.") from exc
 
 

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from adminvms_dashboard.api import SlugRelatedField
 from categories.choices import Operation
 from categories.models import Flavor, Image, InstanceCategory, Volume
 from tenancy import policy
@@ -38,13 +39,9 @@ class CategorySerializer(AdminFieldsMixin, serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=Operation.choices), required=False, allow_empty=True
     )
     extra_metadata = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
-    default_flavor = serializers.SlugRelatedField(
-        slug_field="name", queryset=Flavor.objects.all(), required=False, allow_null=True
-    )
+    default_flavor = SlugRelatedField(slug_field="name", queryset=Flavor.objects.all(), required=False, allow_null=True)
     default_image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.all(), required=False, allow_null=True)
-    allowed_flavors = serializers.SlugRelatedField(
-        slug_field="name", queryset=Flavor.objects.all(), many=True, required=False
-    )
+    allowed_flavors = SlugRelatedField(slug_field="name", queryset=Flavor.objects.all(), many=True, required=False)
 
     class Meta:
         model = InstanceCategory
@@ -60,7 +57,7 @@ class CategorySerializer(AdminFieldsMixin, serializers.ModelSerializer):
 
 
 class CategoryFlavorSerializer(serializers.Serializer):
-    flavor = serializers.SlugRelatedField(slug_field="name", queryset=Flavor.objects.all())
+    flavor = SlugRelatedField(slug_field="name", queryset=Flavor.objects.all())
 
 
 class ImageSerializer(AdminFieldsMixin, serializers.ModelSerializer):

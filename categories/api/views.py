@@ -1,12 +1,14 @@
 from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from adminvms_dashboard.api import SLUG_PATTERN
 from categories import services
 from categories.filters import CategoryFilterSet, FlavorFilterSet, ImageFilterSet, VolumeFilterSet
 from categories.models import Flavor, Image, InstanceCategory, Volume
+from tenancy import policy
 
 from .serializers import (
     CategoryFlavorSerializer,
@@ -15,6 +17,20 @@ from .serializers import (
     ImageSerializer,
     VolumeSerializer,
 )
+
+
+class CatalogWrites(permissions.BasePermission):
+    """Catalog writes are provider-only, refused before the body is validated: a
+    member's attempt must not learn anything (such as "slug already taken" for a
+    hidden category). The services check the same policy again."""
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        verdict = policy.can_manage_catalog(request.user)
+        self.message = verdict.reason
+        return bool(verdict)
+
 
 CATEGORY_PARAM = OpenApiParameter(
     "category", str, description="A category slug, or `all` (provider admins). Rule 7 of the design."
@@ -25,7 +41,9 @@ class CategoryViewSet(viewsets.ModelViewSet):
     """The category catalog. Everybody reads what they may see; writes are provider-only."""
 
     serializer_class = CategorySerializer
+    permission_classes = [permissions.IsAuthenticated, CatalogWrites]
     lookup_field = "slug"
+    lookup_value_regex = SLUG_PATTERN  # what a SlugField holds; anything else is a 404, not a DB error
     filterset_class = CategoryFilterSet
 
     def get_queryset(self):
@@ -78,6 +96,7 @@ class FlavorViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Hardware sizes. ``?category=`` lists a category's allowed flavors."""
 
     serializer_class = FlavorSerializer
+    permission_classes = [permissions.IsAuthenticated, CatalogWrites]
     filterset_class = FlavorFilterSet
     queryset = Flavor.objects.all()
 

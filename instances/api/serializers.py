@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from rest_framework import serializers
 
+from adminvms_dashboard.api import SlugRelatedField
 from categories.models import Flavor, Image, InstanceCategory
 from instances.models import Instance, InstanceEvent
 from tenancy import policy
@@ -62,7 +63,7 @@ class ImageRefField(serializers.Field):
         return str(value.pk)
 
     def to_internal_value(self, data):
-        if not isinstance(data, str) or not data.strip():
+        if not isinstance(data, str) or not data.strip() or "\x00" in data:
             raise serializers.ValidationError("Give an image id or name.")
         images = Image.objects.visible_to(self.context["request"].user)
         try:
@@ -77,7 +78,7 @@ class ImageRefField(serializers.Field):
         return matches[0]
 
 
-class VisibleSlugField(serializers.SlugRelatedField):
+class VisibleSlugField(SlugRelatedField):
     """A slug among the objects the caller may see; unknown and invisible read the same."""
 
     def __init__(self, visible, **kwargs):
@@ -97,7 +98,7 @@ class LaunchSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
     )
-    flavor = serializers.SlugRelatedField(
+    flavor = SlugRelatedField(
         slug_field="name", queryset=Flavor.objects.all(), required=False, allow_null=True,
         error_messages={"does_not_exist": "Unknown flavor '{value}'."},
     )  # fmt: skip

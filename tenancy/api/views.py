@@ -3,6 +3,7 @@ from rest_framework import viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from adminvms_dashboard.api import SLUG_PATTERN
 from tenancy import policy
 from tenancy.models import Membership, Project
 
@@ -14,6 +15,7 @@ class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = ProjectSerializer
     lookup_field = "slug"
+    lookup_value_regex = SLUG_PATTERN  # what a SlugField holds; anything else is a 404, not a DB error
     filterset_fields = ["slug"]
 
     def get_queryset(self):
