@@ -35,6 +35,7 @@ run: venv
 
 services:
 	@bash scripts/ensure-services.sh
+	@bash scripts/ensure-chromium.sh
 
 ## lint: ruff, import contracts, missing migrations
 lint: venv

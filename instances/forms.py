@@ -28,6 +28,8 @@ class LaunchForm(forms.Form):
         else:
             projects = Project.objects.filter(pk__in=policy.member_project_ids(user))
         self.fields["project"].queryset = projects
+        if project is None and len(projects) == 1:
+            project = projects[0]
         if project is not None:
             self.fields["project"].initial = project.slug
         launchable = [

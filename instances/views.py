@@ -93,7 +93,14 @@ def instance_row(request, instance_id):
     columns = request.GET.get("columns", "portal")
     actions = selectors.open_actions([instance])
     context = {"row": _row(request, instance, actions.get(instance.pk)), "columns": columns}
-    return render(request, "instances/_row.html", context)
+    return _row_response(request, context)
+
+
+def _row_response(request, context) -> HttpResponse:
+    """A row for htmx; it tells the page (its timeline) that the instance may have changed."""
+    response = render(request, "instances/_row.html", context)
+    response["HX-Trigger"] = "instance-changed"
+    return response
 
 
 @login_required
@@ -118,7 +125,7 @@ def instance_action(request, instance_id, op):
         actions = selectors.open_actions([instance])
         columns = request.POST.get("columns", "portal")
         context = {"row": _row(request, instance, actions.get(instance.pk), error), "columns": columns}
-        return render(request, "instances/_row.html", context)
+        return _row_response(request, context)
     if error:
         messages.error(request, error)
     else:
