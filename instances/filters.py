@@ -14,6 +14,14 @@ from .choices import Status
 from .models import Instance
 
 
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """Sorts by the chosen fields, then newest first and by id, so pages never overlap."""
+
+    def filter(self, qs, value):
+        fields = [self.get_ordering_value(v) for v in value or [] if v]
+        return qs.order_by(*fields, "-created_at", "pk")
+
+
 class InstanceFilterSet(CategoryParamFilterSet):
     """Rule 1: without ``category`` only ``standard`` instances; without ``status``
     no DELETED ones (they stay as history, asked for with ``?status=DELETED``)."""
@@ -22,7 +30,7 @@ class InstanceFilterSet(CategoryParamFilterSet):
     project = django_filters.CharFilter(method="filter_project")
     backend = django_filters.CharFilter()
     name = django_filters.CharFilter(lookup_expr="icontains")
-    ordering = django_filters.OrderingFilter(
+    ordering = StableOrderingFilter(
         fields=(("name", "name"), ("status", "status"), ("created_at", "created"), ("category__slug", "category"),
                 ("project__slug", "project"), ("backend", "backend")),
     )  # fmt: skip

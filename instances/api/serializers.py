@@ -8,23 +8,9 @@ from rest_framework import serializers
 from adminvms_dashboard.api import SlugRelatedField
 from categories.models import Flavor, Image, InstanceCategory
 from instances.models import Instance, InstanceEvent
+from instances.selectors import present_instance
 from tenancy import policy
 from tenancy.models import Project
-
-# Never shown to members for appliance and provider categories (rule 2).
-RESTRICTED_FIELDS = frozenset({"backend_id", "host", "management_endpoint", "metadata", "availability_zone"})
-
-
-def present_instance(data: dict, *, user, instance: Instance) -> dict:
-    """The one place that chooses the restricted field set; the UI uses it too."""
-    if not policy.sees_restricted_view(user, instance):
-        data["restricted"] = False
-        return data
-    data = {k: v for k, v in data.items() if k not in RESTRICTED_FIELDS}
-    data["addresses"] = {k: v for k, v in (data.get("addresses") or {}).items() if k == "project"}
-    data["restricted"] = True
-    return data
-
 
 class InstanceSerializer(serializers.ModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
