@@ -228,6 +228,8 @@ ADMINVMS = {
     # Every call of the simulated cloud fails as if its API were down.
     "SIM_OUTAGE": env_bool("ADMINVMS_SIM_OUTAGE"),
     "DEMO_PASSWORD": env("ADMINVMS_DEMO_PASSWORD"),
+    # The appliance GUI proxy only reaches management endpoints inside these networks.
+    "GUI_ALLOWED_NETWORKS": env_list("ADMINVMS_GUI_ALLOWED_NETWORKS", "127.0.0.0/8"),
 }
 
 LOGGING = {

@@ -11,9 +11,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from categories.choices import Management
@@ -23,7 +24,7 @@ from tenancy.decorators import provider_admin_required
 from tenancy.errors import DomainError, NotFound
 from tenancy.models import Project
 
-from . import selectors, services
+from . import proxy, selectors, services
 from .choices import Status
 from .filters import InstanceFilterSet
 from .forms import LaunchForm
@@ -315,6 +316,48 @@ def appliance_detail(request, instance_id):
     context["gui_allowed"] = bool(policy.can_appliance_gui(request.user, instance))
     context["has_gui"] = bool(instance.category.gui_port and instance.management_endpoint)
     return render(request, "portal/appliance.html", context)
+
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+@csrf_exempt  # the appliance's own forms carry no dashboard token; same-origin is checked below instead
+@login_required
+def appliance_gui(request, instance_id, path=""):
+    """The appliance's own web GUI, through the dashboard (DESIGN.md §5)."""
+    instance = _get_visible(request, instance_id)
+    verdict = policy.can_appliance_gui(request.user, instance)
+    if not verdict:
+        status = {policy.Denial.NOT_FOUND: 404, policy.Denial.FORBIDDEN: 403}.get(verdict.denial, 409)
+        return _gui_error(request, instance, verdict.reason, status)
+    if request.method not in SAFE_METHODS and not _same_origin(request):
+        return _gui_error(request, instance, "Cross-site requests to the appliance GUI are refused.", 403)
+    if instance.backend == "sim":
+        # The simulated cloud runs nothing: it shows what the proxy would, labelled as simulated.
+        return render(request, "portal/gui_simulated.html", {"instance": instance, "path": path})
+    prefix = reverse("portal-appliance-gui", args=[instance.pk])
+    try:
+        endpoint = proxy.parse_endpoint(instance.management_endpoint)
+        upstream = proxy.upstream_path(path, instance.category.gui_path or "/")
+        status, headers, body, release = proxy.forward(request, endpoint=endpoint, path=upstream, prefix=prefix)
+    except proxy.ProxyRefused as exc:
+        return _gui_error(request, instance, str(exc), exc.status)
+    response = StreamingHttpResponse(body, status=status)
+    for name, value in headers:
+        response[name] = value
+    response._resource_closers.append(release)
+    return response
+
+
+def _same_origin(request) -> bool:
+    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
+    return origin.startswith(f"{request.scheme}://{request.get_host()}/") or origin == (
+        f"{request.scheme}://{request.get_host()}"
+    )
+
+
+def _gui_error(request, instance, message: str, status: int):
+    return render(request, "portal/gui_error.html", {"instance": instance, "message": message}, status=status)
 
 
 @login_required
