@@ -12,6 +12,7 @@ from instances.selectors import present_instance
 from tenancy import policy
 from tenancy.models import Project
 
+
 class InstanceSerializer(serializers.ModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)

@@ -19,7 +19,12 @@ CHROMIUM_ARGS = [
     "--disable-gpu",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+# The README's screenshots are refreshed on demand (ADMINVMS_UPDATE_SCREENSHOTS=1);
+# otherwise a run leaves its screenshots in test-artifacts/ and the checkout clean.
+SCREENSHOTS = ROOT / (
+    "docs/screenshots" if os.environ.get("ADMINVMS_UPDATE_SCREENSHOTS") else "test-artifacts/screenshots"
+)
 WORKER_ENV = {
     "ADMINVMS_SIM_BOOT_SECONDS": "1.5",
     "ADMINVMS_SIM_REBOOT_SECONDS": "1.5",
