@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 
 from categories.models import Flavor, Image, InstanceCategory
+from categories.selectors import category_default_image
 from tenancy import policy
 from tenancy.models import Project
 
@@ -51,6 +52,8 @@ class LaunchForm(forms.Form):
             self.fields["image"].queryset = self.fields["image"].queryset.filter(kind=category.kind)
             if category.default_flavor:
                 self.fields["flavor"].empty_label = f"(default: {category.default_flavor.name})"
+            if default_image := category_default_image(category):
+                self.fields["image"].empty_label = f"(default: {default_image.name})"
         self.chosen_category = category
         for field in self.fields.values():
             css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
