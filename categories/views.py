@@ -52,28 +52,27 @@ def category_edit(request, slug=None):
     return render(request, "console/category_form.html", {"form": form, "category": category})
 
 
-@provider_admin_required
-@require_POST
-def category_deactivate(request, slug):
-    category = get_object_or_404(InstanceCategory, slug=slug)
-    try:
-        services.category_deactivate(user=request.user, category=category)
-        messages.success(request, f"Category '{slug}' is inactive: it launches nothing, its instances keep running.")
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    return redirect("console-categories")
+def _category_action(service, done: str):
+    """A POST-only console button that calls one category service and reports with a message."""
+
+    @provider_admin_required
+    @require_POST
+    def view(request, slug):
+        category = get_object_or_404(InstanceCategory, slug=slug)
+        try:
+            service(user=request.user, category=category)
+            messages.success(request, done.format(slug=slug))
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        return redirect("console-categories")
+
+    return view
 
 
-@provider_admin_required
-@require_POST
-def category_delete(request, slug):
-    category = get_object_or_404(InstanceCategory, slug=slug)
-    try:
-        services.category_delete(user=request.user, category=category)
-        messages.success(request, f"Category '{slug}' deleted.")
-    except DomainError as exc:
-        messages.error(request, exc.message)
-    return redirect("console-categories")
+category_deactivate = _category_action(
+    services.category_deactivate, "Category '{slug}' is inactive: it launches nothing, its instances keep running."
+)
+category_delete = _category_action(services.category_delete, "Category '{slug}' deleted.")
 
 
 @provider_admin_required
