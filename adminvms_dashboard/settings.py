@@ -217,6 +217,8 @@ ADMINVMS = {
     "ACTION_TIMEOUT": env_float("ADMINVMS_ACTION_TIMEOUT", 600.0),
     "TASK_MAX_RETRIES": int(env("ADMINVMS_TASK_MAX_RETRIES", "5")),
     "MAX_LAUNCH_COUNT": int(env("ADMINVMS_MAX_LAUNCH_COUNT", "50")),
+    # Fault injection for tests: seconds a launch waits between the backend's create and recording it.
+    "FAULT_PAUSE_AFTER_CREATE": env_float("ADMINVMS_FAULT_PAUSE_AFTER_CREATE", 0),
     # The simulated cloud: delays in seconds, a random failure rate, hosts.
     "SIM_BOOT_SECONDS": env_float("ADMINVMS_SIM_BOOT_SECONDS", 3.0),
     "SIM_REBOOT_SECONDS": env_float("ADMINVMS_SIM_REBOOT_SECONDS", 2.0),
@@ -228,6 +230,13 @@ ADMINVMS = {
     # Every call of the simulated cloud fails as if its API were down.
     "SIM_OUTAGE": env_bool("ADMINVMS_SIM_OUTAGE"),
     "DEMO_PASSWORD": env("ADMINVMS_DEMO_PASSWORD"),
+    # The openstack backend: a cloud from clouds.yaml (OS_CLOUD, OS_CLIENT_CONFIG_FILE), the
+    # tenant network of each project (by name, {project} is its slug) and the management network.
+    "OPENSTACK": {
+        "CLOUD": env("OS_CLOUD"),
+        "PROJECT_NETWORK": env("ADMINVMS_OS_PROJECT_NETWORK", "{project}-net"),
+        "MANAGEMENT_NETWORK": env("ADMINVMS_OS_MANAGEMENT_NETWORK", "management"),
+    },
     # The appliance GUI proxy only reaches management endpoints inside these networks.
     "GUI_ALLOWED_NETWORKS": env_list("ADMINVMS_GUI_ALLOWED_NETWORKS", "127.0.0.0/8"),
 }

@@ -11,6 +11,7 @@ here; none repeats a rule.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -391,6 +392,9 @@ def _call_backend(action: InstanceAction, instance: Instance, driver) -> ServerI
                 message=f"creating the server on backend '{instance.backend}'",
             )
             info = driver.create(_spec(instance))  # idempotent: finds the server made by an earlier try
+            if pause := _conf("FAULT_PAUSE_AFTER_CREATE"):
+                # Fault injection for tests: a worker may die here, after the server exists, before we know it.
+                time.sleep(pause)
             _record_server(instance, info)
             return info
         return driver.get(backend_id)

@@ -1,0 +1,320 @@
+"""The OpenStack backend: Nova servers through openstacksdk (the only module that imports ``openstack``).
+
+Where servers live (DESIGN.md §6):
+- provider-managed and appliance categories run in the provider's service
+  project (the project of the configured cloud, as Octavia's amphorae do) and
+  reach the tenant through Neutron ports the driver creates on the tenant's
+  network; they are locked with a reason so nobody bypasses the dashboard;
+- ``user`` categories run in the tenant's own Keystone project
+  (``connect_as_project``); the service account needs a role there.
+
+Every server carries the tags ``adminvms`` and ``adminvms-instance:<uuid>``
+(Nova filters tags server-side), so a retried create finds the server an
+earlier try made, and reconcile lists ours in one paginated call. Ports carry
+the same tags. The compute microversion is pinned to 2.73: tags at create
+(2.52), server groups with one ``policy`` (2.64), lock with a reason (2.73).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+import keystoneauth1.exceptions as ks_exc
+import openstack
+import openstack.exceptions as os_exc
+from django.conf import settings
+
+from .base import (
+    INSTANCE_TAG_PREFIX,
+    STAMP_TAG,
+    BackendUnavailable,
+    ComputeDriver,
+    DriverError,
+    ServerInfo,
+    ServerNotFound,
+    ServerSpec,
+    ServerStatus,
+)
+
+log = logging.getLogger(__name__)
+
+COMPUTE_MICROVERSION = "2.73"
+LOCK_REASON = "Managed by adminvms: act on it through the dashboard."
+GUI_PORT_KEY = "adminvms_gui_port"
+
+_STATUS = {
+    "BUILD": ServerStatus.BUILDING,
+    "ACTIVE": ServerStatus.ACTIVE,
+    "SHUTOFF": ServerStatus.STOPPED,
+    "REBOOT": ServerStatus.REBOOTING,
+    "HARD_REBOOT": ServerStatus.REBOOTING,
+    "ERROR": ServerStatus.ERROR,
+    "DELETED": ServerStatus.DELETING,
+    "SOFT_DELETED": ServerStatus.DELETING,
+    "PAUSED": ServerStatus.STOPPED,
+    "SUSPENDED": ServerStatus.STOPPED,
+    "SHELVED": ServerStatus.STOPPED,
+    "SHELVED_OFFLOADED": ServerStatus.STOPPED,
+}
+
+
+def _conf() -> dict:
+    return settings.ADMINVMS["OPENSTACK"]
+
+
+def _instance_tag(instance_id: str) -> str:
+    return f"{INSTANCE_TAG_PREFIX}{instance_id}"
+
+
+class _Translate:
+    """Turn SDK and keystoneauth exceptions into our driver errors."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, DriverError):
+            return False
+        if isinstance(exc, os_exc.NotFoundException):
+            raise ServerNotFound(str(exc)) from exc
+        if isinstance(exc, ks_exc.ConnectFailure | ks_exc.ConnectTimeout | ks_exc.ServiceUnavailable):
+            raise BackendUnavailable(f"OpenStack does not answer: {exc}") from exc
+        if isinstance(exc, ks_exc.EndpointNotFound | ks_exc.DiscoveryFailure):
+            raise BackendUnavailable(f"OpenStack's catalog is not reachable: {exc}") from exc
+        if isinstance(exc, ks_exc.Unauthorized | ks_exc.AuthorizationFailure):
+            raise DriverError(f"OpenStack refused the service account's credentials: {exc}") from exc
+        if isinstance(exc, os_exc.HttpException):
+            status = getattr(exc, "status_code", None) or 0
+            message = getattr(exc, "details", None) or str(exc)
+            if status >= 500 or status in (502, 503, 504):
+                raise BackendUnavailable(f"OpenStack answered {status}: {message}") from exc
+            raise DriverError(f"OpenStack refused the request ({status}): {message}") from exc
+        if isinstance(exc, os_exc.SDKException | ks_exc.ClientException):
+            raise BackendUnavailable(f"OpenStack call failed: {exc}") from exc
+        return False
+
+
+class OpenStackDriver(ComputeDriver):
+    name = "openstack"
+    kinds = frozenset({"vm"})
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn = None
+        self._tenant_conns: dict[str, object] = {}
+        self._networks: dict[str, object] = {}
+
+    # --- connections ----------------------------------------------------------------
+
+    @property
+    def conn(self):
+        """The service account's connection: one per worker process, reused."""
+        with self._lock:
+            if self._conn is None:
+                with _Translate():
+                    self._conn = openstack.connect(
+                        cloud=_conf()["CLOUD"] or None,
+                        compute_api_version=COMPUTE_MICROVERSION,
+                        app_name="adminvms",
+                    )
+            return self._conn
+
+    def _project_id(self, spec: ServerSpec) -> str:
+        if spec.project_backend_id:
+            return spec.project_backend_id
+        project = self.conn.identity.find_project(spec.project, ignore_missing=True)
+        if project is None:
+            raise DriverError(f"Project '{spec.project}' has no Keystone project of that name; map it first.")
+        return project.id
+
+    def _conn_for(self, spec: ServerSpec):
+        """Managed categories: the service project. User categories: the tenant's own project."""
+        if spec.managed:
+            return self.conn
+        project_id = self._project_id(spec)
+        with self._lock:
+            if project_id not in self._tenant_conns:
+                self._tenant_conns[project_id] = self.conn.connect_as_project(project_id)
+            return self._tenant_conns[project_id]
+
+    def supports(self, kind: str) -> str:
+        if kind == "vm":
+            return ""
+        try:
+            with _Translate():
+                has_zun = bool(self.conn.endpoint_for("container"))
+        except (DriverError, Exception):  # no catalog entry, or the cloud is unreachable
+            has_zun = False
+        if not has_zun:
+            return "Backend 'openstack' runs no containers here: the cloud has no Zun (container) service."
+        return "Backend 'openstack' has no Zun driver in adminvms yet; run containers on the docker backend."
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _network(self, name: str):
+        if name not in self._networks:
+            network = self.conn.network.find_network(name, ignore_missing=True)
+            if network is None:
+                raise DriverError(f"Network '{name}' does not exist on the cloud (check ADMINVMS_OS_* settings).")
+            self._networks[name] = network
+        return self._networks[name]
+
+    def _networks_for(self, spec: ServerSpec) -> list[tuple[str, object]]:
+        wanted = []
+        if spec.network_placement in ("project", "both"):
+            wanted.append(("project", self._network(_conf()["PROJECT_NETWORK"].format(project=spec.project))))
+        if spec.network_placement in ("management", "both"):
+            wanted.append(("management", self._network(_conf()["MANAGEMENT_NETWORK"])))
+        return wanted
+
+    def _ports(self, spec: ServerSpec, owner_project_id: str) -> list[str]:
+        """One port per network, tagged with the instance, made (or found) by the service account."""
+        tag = _instance_tag(spec.instance_id)
+        existing = {p.network_id: p for p in self.conn.network.ports(tags=tag)}
+        ports = []
+        for kind, network in self._networks_for(spec):
+            port = existing.get(network.id)
+            if port is None:
+                port = self.conn.network.create_port(
+                    network_id=network.id,
+                    project_id=owner_project_id,
+                    name=f"adminvms-{spec.name}-{kind}",
+                    description=f"adminvms instance {spec.instance_id} ({kind} network)",
+                )
+                self.conn.network.set_tags(port, [STAMP_TAG, tag])
+            ports.append(port.id)
+        return ports
+
+    def _server_group(self, spec: ServerSpec, conn) -> str | None:
+        if not spec.anti_affinity:
+            return None
+        name = f"adminvms-{spec.project}-{spec.category}"
+        for group in conn.compute.server_groups():
+            if group.name == name:
+                return group.id
+        group = conn.compute.create_server_group(name=name, policy=spec.anti_affinity)
+        return group.id
+
+    def _info(self, server) -> ServerInfo:
+        status = _STATUS.get(server.status, ServerStatus.BUILDING)
+        task_state = getattr(server, "task_state", None)
+        if status == ServerStatus.ACTIVE and task_state:
+            # Nova answers ACTIVE while a reboot is still under way (task_state "rebooting").
+            status = ServerStatus.REBOOTING
+        tags = server.tags or []
+        instance_id = next((t[len(INSTANCE_TAG_PREFIX) :] for t in tags if t.startswith(INSTANCE_TAG_PREFIX)), "")
+        management_net = _conf()["MANAGEMENT_NETWORK"]
+        addresses: dict[str, list[str]] = {}
+        for net_name, entries in (server.addresses or {}).items():
+            kind = "management" if net_name == management_net else "project"
+            addresses.setdefault(kind, []).extend(e["addr"] for e in entries)
+        endpoint = ""
+        gui_port = (server.metadata or {}).get(GUI_PORT_KEY)
+        gui_net = addresses.get("management") or addresses.get("project")
+        if gui_port and gui_net:
+            endpoint = f"{gui_net[0]}:{gui_port}"
+        fault = ""
+        if status == ServerStatus.ERROR:
+            fault = (server.fault or {}).get("message") or "Nova reported ERROR without a fault message."
+        return ServerInfo(
+            backend_id=server.id,
+            instance_id=instance_id,
+            status=status,
+            host=server.compute_host or server.hypervisor_hostname or "",
+            addresses=addresses,
+            management_endpoint=endpoint,
+            fault=fault,
+            locked=bool(server.is_locked),
+        )
+
+    def _servers(self, **filters) -> Iterable:
+        return self.conn.compute.servers(details=True, all_projects=True, **filters)
+
+    # --- the interface -------------------------------------------------------------------
+
+    def find(self, instance_id: str) -> ServerInfo | None:
+        with _Translate():
+            for server in self._servers(tags=_instance_tag(instance_id)):
+                return self._info(server)
+        return None
+
+    def create(self, spec: ServerSpec) -> ServerInfo:
+        with _Translate():
+            existing = next(iter(self._servers(tags=_instance_tag(spec.instance_id))), None)
+            if existing is not None:
+                if spec.managed and not existing.is_locked:
+                    self.conn.compute.lock_server(existing, locked_reason=LOCK_REASON)
+                return self._info(existing)
+            conn = self._conn_for(spec)
+            owner = self.conn.current_project_id if spec.managed else self._project_id(spec)
+            image = self.conn.image.find_image(spec.image, ignore_missing=True)
+            if image is None:
+                raise DriverError(f"Image '{spec.image_name or spec.image}' does not exist in Glance.")
+            flavor_ref = (spec.flavor.backend_id or spec.flavor.name) if spec.flavor else ""
+            flavor = self.conn.compute.find_flavor(flavor_ref, ignore_missing=True) if flavor_ref else None
+            if flavor is None:
+                raise DriverError(f"Flavor '{flavor_ref}' does not exist in Nova.")
+            metadata = {k: v[:255] for k, v in spec.metadata.items()}
+            if spec.gui_port:
+                metadata[GUI_PORT_KEY] = str(spec.gui_port)
+            attrs = {
+                "name": spec.name,
+                "image_id": image.id,
+                "flavor_id": flavor.id,
+                "networks": [{"port": port} for port in self._ports(spec, owner)],
+                "tags": [STAMP_TAG, _instance_tag(spec.instance_id)],
+                "metadata": metadata,
+            }
+            if spec.availability_zone:
+                attrs["availability_zone"] = spec.availability_zone
+            if group := self._server_group(spec, conn):
+                attrs["scheduler_hints"] = {"group": group}
+            server = conn.compute.create_server(**attrs)
+            if spec.managed:
+                self.conn.compute.lock_server(server.id, locked_reason=LOCK_REASON)
+            return self.get(server.id)
+
+    def get(self, backend_id: str) -> ServerInfo:
+        with _Translate():
+            server = self.conn.compute.get_server(backend_id)
+        if server.status in ("DELETED", "SOFT_DELETED"):
+            raise ServerNotFound(f"Server {backend_id} is deleted.")
+        return self._info(server)
+
+    def reboot(self, backend_id: str, *, hard: bool = False) -> None:
+        with _Translate():
+            self.conn.compute.reboot_server(backend_id, "HARD" if hard else "SOFT")
+
+    def _power(self, backend_id: str, *, action: str, done: str) -> None:
+        with _Translate():
+            try:
+                getattr(self.conn.compute, f"{action}_server")(backend_id)
+            except os_exc.ConflictException:
+                # Already in the state asked for (a retried task): not an error.
+                if self.conn.compute.get_server(backend_id).status != done:
+                    raise
+
+    def stop(self, backend_id: str) -> None:
+        self._power(backend_id, action="stop", done="SHUTOFF")
+
+    def start(self, backend_id: str) -> None:
+        self._power(backend_id, action="start", done="ACTIVE")
+
+    def delete(self, backend_id: str) -> None:
+        with _Translate():
+            try:
+                server = self.conn.compute.get_server(backend_id)
+            except os_exc.NotFoundException:
+                return
+            tags = [t for t in (server.tags or []) if t.startswith(INSTANCE_TAG_PREFIX)]
+            self.conn.compute.delete_server(backend_id, ignore_missing=True)
+            # Ports we made are not deleted with the server (Nova preserves ports it did not create).
+            for tag in tags:
+                for port in self.conn.network.ports(tags=tag):
+                    self.conn.network.delete_port(port, ignore_missing=True)
+
+    def list_servers(self) -> list[ServerInfo]:
+        with _Translate():
+            return [self._info(server) for server in self._servers(tags=STAMP_TAG)]
