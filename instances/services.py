@@ -30,7 +30,7 @@ from tenancy.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, requ
 from tenancy.models import Project
 
 from .choices import ActionStatus, ActionType, Status, TaskState
-from .drivers.base import DriverError, FlavorSpec, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+from .drivers.base import LOCK_REASON, DriverError, FlavorSpec, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
 from .drivers.registry import backend_refusal, default_backend, get_driver
 from .models import LIFECYCLE, Instance, InstanceAction, InstanceEvent, ReconcileRun
 
@@ -472,6 +472,10 @@ def action_step(*, action_id) -> float | None:
         action_fail(action_id=action.pk, fault=info.fault or f"The backend '{instance.backend}' reported ERROR.")
         return None
     elif info.status == _TARGETS[action.action]:
+        if action.action == ActionType.LAUNCH and instance.category.is_managed and not info.locked:
+            # Provider-managed and appliance servers are locked, so nobody bypasses the dashboard (rule 3).
+            driver.lock(info.backend_id, reason=LOCK_REASON)
+            _event(instance.pk, action, "locked", message="locked at the backend")
         status = Status.STOPPED if info.status == ServerStatus.STOPPED else Status.ACTIVE
         _close(action.pk, ok=True, status=status, info=info)
         return None

@@ -12,6 +12,7 @@ import abc
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+LOCK_REASON = "Managed by adminvms: act on it through the dashboard."
 # Every server we make carries these, so a retried create and reconcile find it.
 STAMP_TAG = "adminvms"
 INSTANCE_TAG_PREFIX = "adminvms-instance:"
@@ -119,6 +120,10 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def delete(self, backend_id: str) -> None:
         """Delete the server; deleting one that is already gone is not an error."""
+
+    def lock(self, backend_id: str, *, reason: str) -> None:
+        """Lock the server so that only admins (we) may act on it; a no-op where the backend has no locks."""
+        return None
 
     @abc.abstractmethod
     def list_servers(self) -> list[ServerInfo]:

@@ -41,7 +41,6 @@ from .base import (
 log = logging.getLogger(__name__)
 
 COMPUTE_MICROVERSION = "2.73"
-LOCK_REASON = "Managed by adminvms: act on it through the dashboard."
 GUI_PORT_KEY = "adminvms_gui_port"
 
 _STATUS = {
@@ -244,8 +243,6 @@ class OpenStackDriver(ComputeDriver):
         with _Translate():
             existing = next(iter(self._servers(tags=_instance_tag(spec.instance_id))), None)
             if existing is not None:
-                if spec.managed and not existing.is_locked:
-                    self.conn.compute.lock_server(existing, locked_reason=LOCK_REASON)
                 return self._info(existing)
             conn = self._conn_for(spec)
             owner = self.conn.current_project_id if spec.managed else self._project_id(spec)
@@ -272,8 +269,7 @@ class OpenStackDriver(ComputeDriver):
             if group := self._server_group(spec, conn):
                 attrs["scheduler_hints"] = {"group": group}
             server = conn.compute.create_server(**attrs)
-            if spec.managed:
-                self.conn.compute.lock_server(server.id, locked_reason=LOCK_REASON)
+            # No lock yet: Nova refuses actions on a server that is not in a cell. The service locks it once ACTIVE.
             return self.get(server.id)
 
     def get(self, backend_id: str) -> ServerInfo:
@@ -314,6 +310,10 @@ class OpenStackDriver(ComputeDriver):
             for tag in tags:
                 for port in self.conn.network.ports(tags=tag):
                     self.conn.network.delete_port(port, ignore_missing=True)
+
+    def lock(self, backend_id: str, *, reason: str) -> None:
+        with _Translate():
+            self.conn.compute.lock_server(backend_id, locked_reason=reason)
 
     def list_servers(self) -> list[ServerInfo]:
         with _Translate():

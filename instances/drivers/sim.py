@@ -172,8 +172,7 @@ class SimDriver(ComputeDriver):
                 fault=fault,
                 addresses=addresses if host else {},
                 management_endpoint=endpoint if host else "",
-                locked=spec.managed,
-                lock_reason="Managed by adminvms" if spec.managed else "",
+                locked=False,
                 metadata=spec.metadata,
             )
         self._latency()
@@ -234,6 +233,10 @@ class SimDriver(ComputeDriver):
                 status="DELETING", pending="DELETED", ready_at=self._after("SIM_DELETE_SECONDS")
             )
         self._latency()
+
+    def lock(self, backend_id: str, *, reason: str) -> None:
+        self._row(backend_id)
+        SimServer.objects.filter(pk=backend_id).update(locked=True, lock_reason=reason)
 
     def list_servers(self) -> list[ServerInfo]:
         self._check_outage()
