@@ -100,7 +100,7 @@ class OpenStackDriver(ComputeDriver):
     kinds = frozenset({"vm"})
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._conn = None
         self._tenant_conns: dict[str, object] = {}
         self._networks: dict[str, object] = {}
@@ -135,7 +135,7 @@ class OpenStackDriver(ComputeDriver):
         project_id = self._project_id(spec)
         with self._lock:
             if project_id not in self._tenant_conns:
-                self._tenant_conns[project_id] = self.conn.connect_as_project(project_id)
+                self._tenant_conns[project_id] = self.conn.connect_as_project({"id": project_id})
             return self._tenant_conns[project_id]
 
     def supports(self, kind: str) -> str:

@@ -1,0 +1,249 @@
+"""The openstack backend against the real control plane of tests/openstack/ (make openstack-up):
+Keystone, Placement, Glance, Nova with its fake virt driver and Neutron, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import openstack
+import pytest
+
+from instances import services
+from instances.drivers.registry import get_driver, reset
+from instances.models import Instance
+
+from .conftest import wait_until
+
+pytestmark = [pytest.mark.openstack, pytest.mark.worker]
+ROOT = Path(__file__).resolve().parent.parent
+CLOUDS = ROOT / ".openstack" / "clouds.yaml"
+LOGS = ROOT / ".openstack" / "logs"
+SETTLE = 90
+
+
+@pytest.fixture(scope="session")
+def clouds_file():
+    if not CLOUDS.exists():
+        pytest.fail(f"No control plane: run `make openstack-up` (logs in {LOGS})")
+    os.environ["OS_CLIENT_CONFIG_FILE"] = str(CLOUDS)
+    return str(CLOUDS)
+
+
+def _cloud(name: str):
+    return openstack.connect(cloud=name, compute_api_version="2.73")
+
+
+@pytest.fixture(scope="session")
+def nova_admin(clouds_file):
+    return _cloud("adminvms-test")
+
+
+@pytest.fixture
+def on_openstack(demo, settings, clouds_file):
+    """The demo's VM categories on the openstack backend (images by their Glance names)."""
+    settings.ADMINVMS = {
+        **settings.ADMINVMS,
+        "BACKENDS": ["sim", "openstack"],
+        "OPENSTACK": {**settings.ADMINVMS["OPENSTACK"], "CLOUD": "adminvms-test"},
+    }
+    reset()
+    for slug in ("standard", "lb", "vsa"):
+        demo.categories[slug].backend = "openstack"
+        demo.categories[slug].save()
+    for image in demo.images.values():
+        image.backend_id = image.name
+        image.save()
+    yield demo
+    reset()
+
+
+@pytest.fixture
+def os_worker(workers, clouds_file):
+    def start(**env):
+        return workers(
+            ADMINVMS_BACKENDS="sim,openstack",
+            OS_CLIENT_CONFIG_FILE=clouds_file,
+            OS_CLOUD="adminvms-test",
+            ADMINVMS_POLL_INTERVAL="0.5",
+            ADMINVMS_ACTION_TIMEOUT="120",
+            **env,
+        )
+
+    return start
+
+
+def _servers(nova_admin, instance_id):
+    return list(nova_admin.compute.servers(all_projects=True, tags=f"adminvms-instance:{instance_id}"))
+
+
+def _settled(client, instance_id, status):
+    def check():
+        body = client.get(f"/api/v1/instances/{instance_id}/").json()
+        return body if body["status"] == status and not body["task_state"] else None
+
+    return check
+
+
+def _launch(client, **body):
+    response = client.post("/api/v1/instances/", body, format="json")
+    assert response.status_code == 202, response.content
+    return response.json()["id"]
+
+
+def test_lifecycle_on_nova_through_the_api(on_openstack, api, os_worker, nova_admin):
+    worker = os_worker()
+    client = api(on_openstack.alice)
+    iid = _launch(client, name="os-web")
+    body = wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "launch on Nova", worker)
+    [server] = _servers(nova_admin, iid)
+    acme = nova_admin.identity.find_project("acme")
+    assert server.project_id == acme.id  # a user category runs in the tenant's own project
+    assert body["addresses"]["project"]
+
+    for action, expected in (("reboot", "ACTIVE"), ("stop", "STOPPED"), ("start", "ACTIVE")):
+        assert client.post(f"/api/v1/instances/{iid}/action/", {"action": action}, format="json").status_code == 202
+        wait_until(_settled(client, iid, expected), SETTLE, f"{action} on Nova", worker)
+        assert nova_admin.compute.get_server(server.id).status == ("SHUTOFF" if expected == "STOPPED" else "ACTIVE")
+
+    assert client.delete(f"/api/v1/instances/{iid}/").status_code == 202
+    wait_until(_settled(client, iid, "DELETED"), SETTLE, "terminate on Nova", worker)
+    assert _servers(nova_admin, iid) == []
+
+
+def test_appliance_lives_in_the_service_project_dual_homed_and_locked(on_openstack, api, os_worker, nova_admin):
+    worker = os_worker()
+    client = api(on_openstack.alice)
+    iid = _launch(client, name="os-vsa", category="vsa")
+    wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "vsa on Nova", worker)
+    instance = Instance.objects.get(pk=iid)
+    assert instance.addresses["project"] and instance.addresses["management"]
+    assert instance.management_endpoint == f"{instance.addresses['management'][0]}:8080"
+
+    [server] = _servers(nova_admin, iid)
+    assert server.project_id == nova_admin.current_project_id  # the provider's service project
+    assert server.is_locked and "adminvms" in server.locked_reason
+    assert {"adminvms", f"adminvms-instance:{iid}"} <= set(server.tags)
+    networks = {
+        nova_admin.network.get_network(p.network_id).name for p in nova_admin.network.ports(device_id=server.id)
+    }
+    assert networks == {"acme-net", "management"}
+
+    # Nobody bypasses the dashboard: a non-admin of the service project meets the lock,
+    member = _cloud("adminvms-member")
+    with pytest.raises(openstack.exceptions.ConflictException):
+        member.compute.reboot_server(server.id, "SOFT")
+    with pytest.raises(openstack.exceptions.ConflictException):
+        member.compute.delete_server(server.id)
+    # and the tenant's own Keystone user does not even see it.
+    with pytest.raises(openstack.exceptions.NotFoundException):
+        _cloud("adminvms-acme").compute.get_server(server.id)
+
+    # The member's view stays restricted.
+    body = client.get(f"/api/v1/instances/{iid}/").json()
+    assert "management" not in body["addresses"] and "backend_id" not in body
+    assert client.delete(f"/api/v1/instances/{iid}/").status_code == 202
+    wait_until(_settled(client, iid, "DELETED"), SETTLE, "vsa terminated", worker)
+    assert _servers(nova_admin, iid) == []
+    assert list(nova_admin.network.ports(tags=f"adminvms-instance:{iid}")) == []
+
+
+def test_worker_killed_right_after_the_create_call_makes_one_server(on_openstack, api, os_worker, nova_admin):
+    first = os_worker(ADMINVMS_FAULT_PAUSE_AFTER_CREATE="8")
+    client = api(on_openstack.alice)
+    iid = _launch(client, name="os-once", category="vsa")
+    wait_until(lambda: _servers(nova_admin, iid), SETTLE, "server created in Nova", first)
+    first.kill()
+    assert Instance.objects.get(pk=iid).backend_id == ""  # the dead worker never recorded it
+
+    second = os_worker()
+    wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "redelivered launch", second)
+    servers = _servers(nova_admin, iid)
+    assert len(servers) == 1
+    assert Instance.objects.get(pk=iid).backend_id == servers[0].id
+    client.delete(f"/api/v1/instances/{iid}/")
+    wait_until(_settled(client, iid, "DELETED"), SETTLE, "cleanup", second)
+
+
+def test_hard_anti_affinity_spreads_replicas_and_refuses_a_third(on_openstack, api, os_worker, nova_admin):
+    worker = os_worker()
+    admin = api(on_openstack.admin)
+    ids = [_launch(admin, name=f"os-lb-{n}", category="lb", project="acme") for n in range(3)]
+    final = {}
+    for iid in ids:
+        final[iid] = wait_until(
+            lambda iid=iid: (
+                (b := admin.get(f"/api/v1/instances/{iid}/").json())["status"] in ("ACTIVE", "ERROR")
+                and not b["task_state"]
+                and b
+            ),
+            SETTLE,
+            "lb replicas settle",
+            worker,
+        )
+    active = [b for b in final.values() if b["status"] == "ACTIVE"]
+    errors = [b for b in final.values() if b["status"] == "ERROR"]
+    assert len(active) == 2 and len(errors) == 1
+    assert {b["host"] for b in active} == {"compute1", "compute2"}
+    assert "No valid host" in errors[0]["fault"]
+    for iid in ids:
+        admin.delete(f"/api/v1/instances/{iid}/")
+    for iid in ids:
+        wait_until(_settled(admin, iid, "DELETED"), SETTLE, "lb cleanup", worker)
+
+
+def test_reconcile_finds_vanished_servers_and_orphans_in_one_listing(on_openstack, api, os_worker, nova_admin):
+    worker = os_worker()
+    client = api(on_openstack.alice)
+    ids = [_launch(client, name=f"os-rec-{n}") for n in range(3)]
+    for iid in ids:
+        wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "launch", worker)
+    gone = _servers(nova_admin, ids[0])[0]
+    nova_admin.compute.delete_server(gone.id)
+    nova_admin.compute.wait_for_delete(gone, wait=60)
+    stray_id = str(uuid.uuid4())
+    image = nova_admin.image.find_image("debian-12")
+    stray = nova_admin.compute.create_server(
+        name="stray", image_id=image.id, flavor_id=nova_admin.compute.find_flavor("m1.tiny").id,
+        networks=[{"uuid": nova_admin.network.find_network("management").id}],
+        tags=["adminvms", f"adminvms-instance:{stray_id}"],
+    )  # fmt: skip
+
+    driver = get_driver("openstack")
+    calls = []
+    session = driver.conn.compute
+    original = session.request
+
+    def counted(url, method, *args, **kwargs):
+        calls.append((method, url))
+        return original(url, method, *args, **kwargs)
+
+    session.request = counted
+    try:
+        [run] = services.instances_reconcile(backends=["openstack"])
+    finally:
+        session.request = original
+    assert run.error == ""
+    assert run.vanished == [ids[0]]
+    assert stray_id in {o["instance_id"] for o in run.orphans}
+    assert Instance.objects.get(pk=ids[0]).status == "ERROR"
+    assert len(calls) == 1, calls  # one paginated listing, whatever the number of instances
+    nova_admin.compute.delete_server(stray.id)
+    for iid in ids[1:]:
+        client.delete(f"/api/v1/instances/{iid}/")
+
+
+def test_nova_down_mid_launch_ends_in_error_after_bounded_retries(on_openstack, api, os_worker):
+    worker = os_worker(ADMINVMS_TASK_MAX_RETRIES="2")
+    client = api(on_openstack.alice)
+    pidfile = ROOT / ".openstack" / "run" / "nova-api.pid"
+    pid = int(pidfile.read_text().split()[0])
+    os.kill(pid, 15)
+    try:
+        iid = _launch(client, name="os-down")
+        body = wait_until(_settled(client, iid, "ERROR"), SETTLE, "ERROR while Nova is down", worker)
+        assert "did not answer" in body["fault"]
+    finally:
+        subprocess.run(["bash", str(ROOT / "tests/openstack/up.sh")], check=True, capture_output=True, timeout=300)
