@@ -204,13 +204,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "instances.tasks.reconcile",
         "schedule": timedelta(seconds=env_float("ADMINVMS_RECONCILE_INTERVAL", 60)),
     },
+    "sync-catalog": {
+        "task": "instances.tasks.sync_catalog",
+        "schedule": timedelta(seconds=env_float("ADMINVMS_CATALOG_SYNC_INTERVAL", 600)),
+    },
 }
 
 # --- adminvms ---------------------------------------------------------------
 ADMINVMS = {
-    # Backends the workers may use, and the one a category without its own uses.
-    "BACKENDS": env_list("ADMINVMS_BACKENDS", "sim"),
-    "DEFAULT_BACKEND": env("ADMINVMS_DEFAULT_BACKEND", "sim"),
+    # Backends the workers may use, and the one a category without its own uses. With OS_CLOUD
+    # set, the openstack backend is enabled and is the default.
+    "BACKENDS": env_list("ADMINVMS_BACKENDS", "sim,openstack" if env("OS_CLOUD") else "sim"),
+    "DEFAULT_BACKEND": env("ADMINVMS_DEFAULT_BACKEND", "openstack" if env("OS_CLOUD") else "sim"),
     # How often a task polls the backend for a transition, and how long any
     # action may take before it ends in ERROR.
     "POLL_INTERVAL": env_float("ADMINVMS_POLL_INTERVAL", 2.0),

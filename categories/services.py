@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from tenancy import policy
 from tenancy.errors import Conflict, InvalidInput, require
+from tenancy.models import Project
 
 from .choices import STANDARD_SLUG, Kind
 from .models import Flavor, Image, InstanceCategory
@@ -191,3 +192,51 @@ def image_create(
     _save(image, unique_field="name")
     image.categories.set(list(categories))
     return image
+
+
+CATEGORY_TAG_PREFIX = "adminvms:category="
+
+
+@transaction.atomic
+def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[str, str]) -> dict[str, int]:
+    """Upsert what a backend offers: flavors and images by backend id, then by name.
+
+    An image tagged ``adminvms:category=<slug>`` is offered for that category.
+    Projects without a backend id get the one of the backend project with their
+    slug as name. Nothing is deleted: instances may still refer to it.
+    """
+    counts = {"flavors": 0, "images": 0, "projects": 0}
+    for spec in flavors:
+        flavor = (
+            Flavor.objects.filter(backend_id=spec["backend_id"]).first()
+            or Flavor.objects.filter(name=spec["name"]).first()
+            or Flavor(name=spec["name"])
+        )
+        for field in ("backend_id", "vcpus", "ram_mb", "disk_gb"):
+            setattr(flavor, field, spec[field])
+        flavor.save()
+        counts["flavors"] += 1
+    categories = {c.slug: c for c in InstanceCategory.objects.all()}
+    for info in images:
+        image = (
+            Image.objects.filter(backend_id=info["backend_id"]).first()
+            or Image.objects.filter(name=info["name"], kind=info["kind"]).first()
+            or Image(name=info["name"], kind=info["kind"])
+        )
+        image.backend_id, image.min_ram_mb, image.min_disk_gb = (
+            info["backend_id"],
+            info["min_ram_mb"],
+            info["min_disk_gb"],
+        )
+        slugs = [t.removeprefix(CATEGORY_TAG_PREFIX) for t in info["tags"] if t.startswith(CATEGORY_TAG_PREFIX)]
+        image.tags = [t for t in info["tags"] if not t.startswith(CATEGORY_TAG_PREFIX)]
+        image.save()
+        if tagged := [categories[slug] for slug in slugs if slug in categories]:
+            image.categories.set(tagged)
+        counts["images"] += 1
+    for project in Project.objects.filter(keystone_id=""):
+        if project_id := projects.get(project.slug):
+            project.keystone_id = project_id
+            project.save(update_fields=["keystone_id"])
+            counts["projects"] += 1
+    return counts

@@ -24,7 +24,7 @@ from django.utils import timezone
 from categories.choices import Kind
 from categories.models import Flavor, Image, InstanceCategory
 from categories.selectors import category_default_image, image_refusal
-from categories.services import category_standard
+from categories.services import catalog_mirror, category_standard
 from tenancy import policy
 from tenancy.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, require
 from tenancy.models import Project
@@ -584,3 +584,16 @@ def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileR
             run.save()
         runs.append(run)
     return runs
+
+
+# --- the catalog ---------------------------------------------------------------------
+
+
+def catalog_sync(*, backend: str) -> dict[str, int]:
+    """Mirror a backend's flavors and images into the catalog, and map projects to it by name."""
+    driver = get_driver(backend)
+    return catalog_mirror(
+        flavors=[vars(f) for f in driver.list_flavors()],
+        images=[vars(i) for i in driver.list_images()],
+        projects=driver.list_projects(),
+    )

@@ -77,3 +77,12 @@ def reconcile() -> None:
             "reconcile %s: checked %s, updated %s, vanished %s, orphans %s",
             run.backend, run.checked, run.updated, len(run.vanished), len(run.orphans),
         )  # fmt: skip
+
+
+@shared_task(name="instances.tasks.sync_catalog", acks_late=True, ignore_result=True)
+def sync_catalog() -> None:
+    from .drivers.registry import enabled_backends
+
+    for backend in enabled_backends():
+        counts = services.catalog_sync(backend=backend)
+        log.info("catalog %s: %s", backend, counts)

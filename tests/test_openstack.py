@@ -247,3 +247,22 @@ def test_nova_down_mid_launch_ends_in_error_after_bounded_retries(on_openstack, 
         assert "did not answer" in body["fault"]
     finally:
         subprocess.run(["bash", str(ROOT / "tests/openstack/up.sh")], check=True, capture_output=True, timeout=300)
+
+
+def test_sync_catalog_mirrors_flavors_images_and_maps_projects(on_openstack, nova_admin):
+    import io
+
+    from django.core.management import call_command
+
+    from categories.models import Flavor, Image
+
+    out = io.StringIO()
+    call_command("sync_catalog", backend=["openstack"], stdout=out)
+    assert "openstack:" in out.getvalue()
+    assert Flavor.objects.get(name="m1.small").backend_id == nova_admin.compute.find_flavor("m1.small").id
+    glance = nova_admin.image.find_image("vsa-appliance")
+    image = Image.objects.get(name="vsa-appliance")
+    assert image.backend_id == glance.id
+    assert [c.slug for c in image.categories.all()] == ["vsa"]
+    on_openstack.acme.refresh_from_db()
+    assert on_openstack.acme.keystone_id == nova_admin.identity.find_project("acme").id

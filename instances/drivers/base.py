@@ -76,6 +76,18 @@ class ServerSpec:
 
 
 @dataclass(frozen=True)
+class ImageInfo:
+    """An image the backend offers (mirrored into the catalog by ``sync_catalog``)."""
+
+    backend_id: str
+    name: str
+    kind: str
+    tags: tuple[str, ...] = ()
+    min_ram_mb: int = 0
+    min_disk_gb: int = 0
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     """What a backend says about one server."""
 
@@ -120,6 +132,18 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def delete(self, backend_id: str) -> None:
         """Delete the server; deleting one that is already gone is not an error."""
+
+    # --- the catalog (optional: a backend without one mirrors nothing) ---------------
+
+    def list_flavors(self) -> list[FlavorSpec]:
+        return []
+
+    def list_images(self) -> list[ImageInfo]:
+        return []
+
+    def list_projects(self) -> dict[str, str]:
+        """Project name → backend project id (e.g. Keystone's)."""
+        return {}
 
     def lock(self, backend_id: str, *, reason: str) -> None:
         """Lock the server so that only admins (we) may act on it; a no-op where the backend has no locks."""

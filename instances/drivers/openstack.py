@@ -32,6 +32,8 @@ from .base import (
     BackendUnavailable,
     ComputeDriver,
     DriverError,
+    FlavorSpec,
+    ImageInfo,
     ServerInfo,
     ServerNotFound,
     ServerSpec,
@@ -314,6 +316,32 @@ class OpenStackDriver(ComputeDriver):
     def lock(self, backend_id: str, *, reason: str) -> None:
         with _Translate():
             self.conn.compute.lock_server(backend_id, locked_reason=reason)
+
+    def list_flavors(self) -> list[FlavorSpec]:
+        with _Translate():
+            return [
+                FlavorSpec(f.name, f.vcpus, f.ram, f.disk, f.id)
+                for f in self.conn.compute.flavors(details=True)
+                if f.is_public is not False
+            ]
+
+    def list_images(self) -> list[ImageInfo]:
+        with _Translate():
+            return [
+                ImageInfo(
+                    backend_id=i.id,
+                    name=i.name or i.id,
+                    kind="vm",
+                    tags=tuple(i.tags or ()),
+                    min_ram_mb=i.min_ram or 0,
+                    min_disk_gb=i.min_disk or 0,
+                )
+                for i in self.conn.image.images(status="active")
+            ]
+
+    def list_projects(self) -> dict[str, str]:
+        with _Translate():
+            return {p.name: p.id for p in self.conn.identity.projects()}
 
     def list_servers(self) -> list[ServerInfo]:
         with _Translate():

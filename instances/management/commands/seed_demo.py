@@ -8,8 +8,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from categories import services
+from categories import services as catalog
 from categories.models import Flavor, Image, InstanceCategory, Volume
+from instances import services
+from instances.drivers.registry import enabled_backends
 from tenancy import services as tenancy
 from tenancy.choices import Role
 
@@ -105,6 +107,11 @@ class Command(BaseCommand):
             if is_admin:
                 admin = user
         self._catalog(admin, projects)
+        if "openstack" in enabled_backends():
+            # The demo's projects are the Keystone projects of the same names; flavors and images come from the cloud.
+            counts = services.catalog_sync(backend="openstack")
+            if not quiet:
+                self.stdout.write(f"Mapped to OpenStack: {counts}")
         if new_credentials:
             self.stdout.write("Demo users (shown once; set ADMINVMS_DEMO_PASSWORD to choose one):")
             for username, password in new_credentials:
@@ -115,14 +122,14 @@ class Command(BaseCommand):
     def _catalog(self, admin, projects) -> None:
         flavors = {}
         for name, vcpus, ram, disk in FLAVORS:
-            flavors[name] = Flavor.objects.filter(name=name).first() or services.flavor_create(
+            flavors[name] = Flavor.objects.filter(name=name).first() or catalog.flavor_create(
                 user=admin, name=name, vcpus=vcpus, ram_mb=ram, disk_gb=disk
             )
-        services.category_standard()
+        catalog.category_standard()
         categories = {c.slug: c for c in InstanceCategory.objects.all()}
         images = {}
         for name, kind, _slugs, tags in IMAGES:
-            images[name] = Image.objects.filter(name=name).first() or services.image_create(
+            images[name] = Image.objects.filter(name=name).first() or catalog.image_create(
                 user=admin, name=name, kind=kind, backend_id=name
             )
             if tags and images[name].tags != tags:
@@ -130,7 +137,7 @@ class Command(BaseCommand):
                 images[name].save(update_fields=["tags"])
         standard = categories["standard"]
         if standard.default_flavor is None:
-            services.category_update(
+            catalog.category_update(
                 user=admin,
                 category=standard,
                 data={"default_flavor": flavors["m1.small"], "default_image": images["debian-12"]},
@@ -143,7 +150,7 @@ class Command(BaseCommand):
             data["default_flavor"] = flavors[spec["default_flavor"]]
             if "image" in spec:
                 data["default_image"] = images[spec["image"]]
-            categories[spec["slug"]] = services.category_create(
+            categories[spec["slug"]] = catalog.category_create(
                 user=admin, data=data, allowed_flavors=[flavors[f] for f in spec["flavors"]]
             )
         for name, _kind, slugs, _tags in IMAGES:
