@@ -242,6 +242,12 @@ ADMINVMS = {
         "PROJECT_NETWORK": env("ADMINVMS_OS_PROJECT_NETWORK", "{project}-net"),
         "MANAGEMENT_NETWORK": env("ADMINVMS_OS_MANAGEMENT_NETWORK", "management"),
     },
+    # The docker backend (DOCKER_HOST, default the local socket): where appliance GUI ports are
+    # published, how long a stop may take, the API timeout and the containers' restart policy.
+    "DOCKER_PUBLISH_HOST": env("ADMINVMS_DOCKER_PUBLISH_HOST", "127.0.0.1"),
+    "DOCKER_STOP_TIMEOUT": env_float("ADMINVMS_DOCKER_STOP_TIMEOUT", 10),
+    "DOCKER_API_TIMEOUT": env_float("ADMINVMS_DOCKER_API_TIMEOUT", 30),
+    "DOCKER_RESTART_POLICY": env("ADMINVMS_DOCKER_RESTART_POLICY", "unless-stopped"),
     # The appliance GUI proxy only reaches management endpoints inside these networks.
     "GUI_ALLOWED_NETWORKS": env_list("ADMINVMS_GUI_ALLOWED_NETWORKS", "127.0.0.0/8"),
 }

@@ -468,7 +468,10 @@ def action_step(*, action_id) -> float | None:
     elif info is None:
         action_fail(action_id=action.pk, fault=f"The server vanished from backend '{instance.backend}'.")
         return None
-    elif info.status == ServerStatus.ERROR:
+    elif info.status == ServerStatus.ERROR or (
+        info.fault and info.status == ServerStatus.STOPPED and _TARGETS[action.action] == ServerStatus.ACTIVE
+    ):
+        # ERROR, or a container whose process exited as it started: no use waiting for ACTIVE.
         action_fail(action_id=action.pk, fault=info.fault or f"The backend '{instance.backend}' reported ERROR.")
         return None
     elif info.status == _TARGETS[action.action]:
@@ -484,6 +487,9 @@ def action_step(*, action_id) -> float | None:
 
 # --- reconcile ------------------------------------------------------------------------
 
+RECONCILE_FIELDS = (
+    "id", "name", "status", "task_state", "backend_id", "fault", "host", "addresses", "management_endpoint",
+)  # fmt: skip
 _RECONCILED = {
     ServerStatus.ACTIVE: Status.ACTIVE,
     ServerStatus.STOPPED: Status.STOPPED,
@@ -526,11 +532,7 @@ def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileR
             continue
         by_backend_id = {s.backend_id: s for s in servers}
         by_instance = {s.instance_id: s for s in servers if s.instance_id}
-        rows = list(
-            Instance.objects.filter(backend=backend)
-            .live()
-            .only("id", "name", "status", "task_state", "backend_id", "fault", "host", "addresses")
-        )
+        rows = list(Instance.objects.filter(backend=backend).live().only(*RECONCILE_FIELDS))
         changed, events = [], []
         for inst in rows:
             if inst.task_state:
@@ -547,7 +549,16 @@ def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileR
                     )
                 continue
             new_status = _RECONCILED.get(info.status)
-            if new_status and new_status != inst.status:
+            moved = new_status == Status.ACTIVE == inst.status and (
+                info.addresses != inst.addresses or info.management_endpoint != inst.management_endpoint
+            )
+            if moved:
+                # Restarted behind our back (a Docker engine restart gives a new GUI port): the proxy must
+                # never forward to an endpoint that may belong to someone else by now.
+                events.append(InstanceEvent(instance=inst, event="endpoint_synced", message="addresses updated"))
+                inst.addresses, inst.management_endpoint = info.addresses, info.management_endpoint
+                changed.append(inst)
+            elif new_status and new_status != inst.status:
                 events.append(
                     InstanceEvent(
                         instance=inst,
@@ -559,6 +570,7 @@ def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileR
                 inst.status = new_status
                 inst.fault = info.fault if new_status == Status.ERROR else ""
                 inst.backend_id, inst.host, inst.addresses = info.backend_id, info.host, info.addresses
+                inst.management_endpoint = info.management_endpoint
                 changed.append(inst)
         known = {str(inst.pk) for inst in rows}
         run.orphans = [
@@ -573,7 +585,8 @@ def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileR
             for inst, event in zip(changed, events, strict=True):
                 if Instance.objects.filter(pk=inst.pk, task_state="").update(
                     status=inst.status, fault=inst.fault, backend_id=inst.backend_id, host=inst.host,
-                    addresses=inst.addresses, updated_at=timezone.now(),
+                    addresses=inst.addresses, management_endpoint=inst.management_endpoint,
+                    updated_at=timezone.now(),
                 ):  # fmt: skip
                     updated.append(event)
             InstanceEvent.objects.bulk_create(updated)
