@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 
 ## run: migrate, seed the demo and serve on http://127.0.0.1:8000 with a worker and beat
 run: venv
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then bash scripts/ensure-docker.sh; fi
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0

@@ -211,10 +211,22 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- adminvms ---------------------------------------------------------------
+
+
+def _default_backends() -> list[str]:
+    """sim always; openstack when OS_CLOUD names a cloud; docker when an engine is configured or local."""
+    backends = ["sim"]
+    if env("OS_CLOUD"):
+        backends.append("openstack")
+    if env("DOCKER_HOST") or Path("/var/run/docker.sock").exists():
+        backends.append("docker")
+    return backends
+
+
 ADMINVMS = {
     # Backends the workers may use, and the one a category without its own uses. With OS_CLOUD
     # set, the openstack backend is enabled and is the default.
-    "BACKENDS": env_list("ADMINVMS_BACKENDS", "sim,openstack" if env("OS_CLOUD") else "sim"),
+    "BACKENDS": env_list("ADMINVMS_BACKENDS", ",".join(_default_backends())),
     "DEFAULT_BACKEND": env("ADMINVMS_DEFAULT_BACKEND", "openstack" if env("OS_CLOUD") else "sim"),
     # How often a task polls the backend for a transition, and how long any
     # action may take before it ends in ERROR.

@@ -11,7 +11,8 @@ from django.db import transaction
 from categories import services as catalog
 from categories.models import Flavor, Image, InstanceCategory, Volume
 from instances import services
-from instances.drivers.registry import enabled_backends
+from instances.drivers.base import DriverError
+from instances.drivers.registry import enabled_backends, get_driver
 from tenancy import services as tenancy
 from tenancy.choices import Role
 
@@ -33,6 +34,12 @@ IMAGES = [
     ("vsa-appliance", "vm", ["vsa"], ["vsa"]),
     ("cache-redis", "container", ["cache"], []),
 ]
+# With a Docker engine: the test images built by scripts/ensure-docker.sh (busybox, offline).
+DOCKER_IMAGES = {"cache-redis": "adminvms/busybox:test", "vsa-appliance": "adminvms/appliance-gui:test"}
+DOCKER_CATEGORIES = {
+    "cache": {"backend": "docker"},
+    "vsa": {"backend": "docker", "kind": "container", "min_ram_mb": 0},
+}
 CATEGORIES = [
     {
         "slug": "lb",
@@ -106,7 +113,8 @@ class Command(BaseCommand):
                 tenancy.membership_ensure(user=user, project=projects[project], role=role)
             if is_admin:
                 admin = user
-        self._catalog(admin, projects)
+        on_docker = self._docker_answers() if not InstanceCategory.objects.filter(slug="vsa").exists() else False
+        self._catalog(admin, projects, on_docker=on_docker)
         if "openstack" in enabled_backends():
             # The demo's projects are the Keystone projects of the same names; flavors and images come from the cloud.
             counts = services.catalog_sync(backend="openstack")
@@ -119,7 +127,21 @@ class Command(BaseCommand):
         elif not quiet:
             self.stdout.write("Demo data is in place" + (" (password from ADMINVMS_DEMO_PASSWORD)." if fixed else "."))
 
-    def _catalog(self, admin, projects) -> None:
+    def _docker_answers(self) -> bool:
+        """With an engine that answers, the demo's cache and vsa run as containers on it."""
+        if "docker" not in enabled_backends():
+            return False
+        try:
+            get_driver("docker").list_servers()
+        except DriverError as exc:
+            self.stdout.write(
+                f"Notice: the Docker engine does not answer ({exc}); cache and vsa run on the simulated cloud."
+            )
+            return False
+        self.stdout.write("Docker answers: the demo's cache and vsa categories run as containers on it.")
+        return True
+
+    def _catalog(self, admin, projects, *, on_docker: bool = False) -> None:
         flavors = {}
         for name, vcpus, ram, disk in FLAVORS:
             flavors[name] = Flavor.objects.filter(name=name).first() or catalog.flavor_create(
@@ -129,8 +151,11 @@ class Command(BaseCommand):
         categories = {c.slug: c for c in InstanceCategory.objects.all()}
         images = {}
         for name, kind, _slugs, tags in IMAGES:
+            backend_id = DOCKER_IMAGES.get(name, name) if on_docker else name
+            if on_docker and name in DOCKER_IMAGES:
+                kind = "container"
             images[name] = Image.objects.filter(name=name).first() or catalog.image_create(
-                user=admin, name=name, kind=kind, backend_id=name
+                user=admin, name=name, kind=kind, backend_id=backend_id
             )
             if tags and images[name].tags != tags:
                 images[name].tags = tags
@@ -147,6 +172,8 @@ class Command(BaseCommand):
             if spec["slug"] in categories:
                 continue
             data = {k: v for k, v in spec.items() if k not in {"flavors", "default_flavor", "image"}}
+            if on_docker and spec["slug"] in DOCKER_CATEGORIES:
+                data.update(DOCKER_CATEGORIES[spec["slug"]])
             data["default_flavor"] = flavors[spec["default_flavor"]]
             if "image" in spec:
                 data["default_image"] = images[spec["image"]]
