@@ -266,3 +266,14 @@ def test_sync_catalog_mirrors_flavors_images_and_maps_projects(on_openstack, nov
     assert [c.slug for c in image.categories.all()] == ["vsa"]
     on_openstack.acme.refresh_from_db()
     assert on_openstack.acme.keystone_id == nova_admin.identity.find_project("acme").id
+
+
+def test_container_categories_are_refused_without_zun(on_openstack, api):
+    on_openstack.categories["cache"].backend = "openstack"
+    on_openstack.categories["cache"].save()
+    response = api(on_openstack.admin).post(
+        "/api/v1/instances/", {"name": "c", "category": "cache", "project": "acme"}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["field"] == "category"
+    assert "Zun" in response.json()["detail"]

@@ -141,6 +141,11 @@ class Command(BaseCommand):
         self.stdout.write("Docker answers: the demo's cache and vsa categories run as containers on it.")
         return True
 
+    @staticmethod
+    def _vm_on_openstack(spec) -> bool:
+        """With OpenStack too, VM categories (vsa) stay VMs on Nova; only containers go to Docker."""
+        return spec["kind"] == "vm" and "openstack" in enabled_backends()
+
     def _catalog(self, admin, projects, *, on_docker: bool = False) -> None:
         flavors = {}
         for name, vcpus, ram, disk in FLAVORS:
@@ -151,8 +156,13 @@ class Command(BaseCommand):
         categories = {c.slug: c for c in InstanceCategory.objects.all()}
         images = {}
         for name, kind, _slugs, tags in IMAGES:
-            backend_id = DOCKER_IMAGES.get(name, name) if on_docker else name
-            if on_docker and name in DOCKER_IMAGES:
+            moved = (
+                on_docker
+                and name in DOCKER_IMAGES
+                and not (name == "vsa-appliance" and "openstack" in enabled_backends())
+            )
+            backend_id = DOCKER_IMAGES[name] if moved else name
+            if moved:
                 kind = "container"
             images[name] = Image.objects.filter(name=name).first() or catalog.image_create(
                 user=admin, name=name, kind=kind, backend_id=backend_id
@@ -172,7 +182,7 @@ class Command(BaseCommand):
             if spec["slug"] in categories:
                 continue
             data = {k: v for k, v in spec.items() if k not in {"flavors", "default_flavor", "image"}}
-            if on_docker and spec["slug"] in DOCKER_CATEGORIES:
+            if on_docker and spec["slug"] in DOCKER_CATEGORIES and not self._vm_on_openstack(spec):
                 data.update(DOCKER_CATEGORIES[spec["slug"]])
             data["default_flavor"] = flavors[spec["default_flavor"]]
             if "image" in spec:
