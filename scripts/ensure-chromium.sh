@@ -6,8 +6,9 @@ if [ -x "$CHROMIUM" ]; then
   echo "ensure-chromium: $("$CHROMIUM" --version 2>/dev/null | head -1) at $CHROMIUM"
   exit 0
 fi
-echo "ensure-chromium: Chromium is missing: installing Debian's chromium"
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-as_root apt-get update -qq
-DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
-echo "ensure-chromium: $("$CHROMIUM" --version | head -1)"
+SCRIPT_NAME=ensure-chromium
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+say "Chromium is missing: installing Debian's chromium"
+apt_install chromium
+say "$("$CHROMIUM" --version | head -1)"

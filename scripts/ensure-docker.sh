@@ -7,13 +7,9 @@
 # prints one line per step.
 set -euo pipefail
 
-say() { printf 'ensure-docker: %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_updated=0
-apt_quiet() {
-  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get "$@" >/dev/null
-}
+SCRIPT_NAME=ensure-docker
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 DEFAULT_SOCKET=/var/run/docker.sock
 DOCKERD_LOG=${ADMINVMS_DOCKERD_LOG:-/var/log/adminvms-dockerd.log}

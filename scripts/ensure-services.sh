@@ -5,13 +5,9 @@
 # and start them, and say so. Idempotent; prints one line per service.
 set -euo pipefail
 
-say() { printf 'ensure-services: %s\n' "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_updated=0
-apt_install() {
-  if [ $apt_updated = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
+SCRIPT_NAME=ensure-services
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # host and port from a URL such as postgres://user:pw@host:port/db
 url_host() { python3 -c 'import sys,urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(p.hostname or "127.0.0.1")' "$1"; }
