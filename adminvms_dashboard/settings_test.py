@@ -20,3 +20,6 @@ CELERY_TASK_EAGER_PROPAGATES = False
 # Static files come from the finders in tests; no collectstatic needed.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Every request (live server threads included) closes its connection, so the
+# test database can be dropped at the end of the session.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
