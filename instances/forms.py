@@ -36,7 +36,7 @@ class LaunchForm(forms.Form):
         launchable = [
             c.pk
             for c in InstanceCategory.objects.visible_to(user).filter(is_active=True)
-            if policy.is_provider_admin(user) or "launch" in (c.user_operations or [])
+            if policy.can_launch_somewhere(user, c)
         ]
         queryset = InstanceCategory.objects.filter(pk__in=launchable)
         if categories is not None:

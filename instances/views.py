@@ -152,8 +152,8 @@ def _timeline_context(instance: Instance) -> dict:
 @login_required
 def launch(request):
     """The launch form, with the chosen category's defaults; htmx re-renders it when the category changes."""
-    if not _may_launch_somewhere(request.user):
-        raise PermissionDenied("Readers may only look, not launch.")
+    if not (verdict := policy.can_launch_somewhere(request.user)):
+        raise PermissionDenied(verdict.reason)
     categories = request.GET.getlist("categories") or None
     form_kwargs = {"user": request.user, "categories": categories, "project": _current_project(request)}
     if request.method == "POST":
@@ -259,7 +259,7 @@ def portal(request):
             "rows": _rows(request, page.object_list),
             "project": project,
             "columns": "portal",
-            "can_launch": _may_launch_somewhere(request.user),
+            "can_launch": bool(policy.can_launch_somewhere(request.user)),
         },
     )
 
@@ -281,7 +281,7 @@ def portal_appliances(request):
     sections = [
         {
             "category": category,
-            "can_launch": "launch" in (category.user_operations or []) or policy.is_provider_admin(request.user),
+            "can_launch": bool(policy.can_launch_somewhere(request.user, category)),
             "rows": [r for r in rows if r["instance"].category_id == category.pk],
         }
         for category in categories
@@ -290,14 +290,8 @@ def portal_appliances(request):
         "sections": sections,
         "project": project,
         "columns": "portal",
-        "can_launch_anywhere": _may_launch_somewhere(request.user),
     }
     return render(request, "portal/appliances.html", context)
-
-
-def _may_launch_somewhere(user) -> bool:
-    """Readers get no launch button: they are a member of no project."""
-    return policy.is_provider_admin(user) or bool(policy.member_project_ids(user))
 
 
 @login_required

@@ -205,6 +205,18 @@ def can_launch(user, *, category, project) -> Verdict:
     return ALLOW
 
 
+def can_launch_somewhere(user, category=None) -> Verdict:
+    """May ``user`` launch at all (of ``category``, when given), in some project? For buttons and forms;
+    ``can_launch`` decides the actual request."""
+    if is_provider_admin(user):
+        return ALLOW
+    if not member_project_ids(user):
+        return _deny(Denial.FORBIDDEN, "Readers may only look, not launch.")
+    if category is not None and not (category_visible(user, category) and "launch" in (category.user_operations or [])):
+        return _deny(Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.")
+    return ALLOW
+
+
 def can_manage_catalog(user) -> Verdict:
     """Categories, flavors, images: provider admins only."""
     if is_provider_admin(user):
