@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
 from categories.models import Flavor, Image, InstanceCategory
@@ -41,6 +42,19 @@ def api():
         client = APIClient()
         if user is not None:
             client.force_authenticate(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def web():
+    """``web(user, **client_kwargs)`` → a Django test client signed in as ``user`` (``None``: anonymous)."""
+
+    def make(user=None, **client_kwargs) -> Client:
+        client = Client(**client_kwargs)
+        if user is not None:
+            client.force_login(user)
         return client
 
     return make

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import docker
 import pytest
-from django.test import Client
 
 from categories.models import Image, InstanceCategory
 from instances.drivers.registry import reset
@@ -47,17 +46,11 @@ def nas(demo, settings, engine):
     reset()
 
 
-def _web(user, **extra) -> Client:
-    client = Client(**extra)
-    client.force_login(user)
-    return client
-
-
 def _body(response) -> str:
     return b"".join(response.streaming_content).decode() if response.streaming else response.content.decode()
 
 
-def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, api, run_tasks, engine):
+def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, api, run_tasks, engine, web):
     with run_tasks():
         launched = api(demo.alice).post("/api/v1/instances/", {"name": "nas-1", "category": "nas"}, format="json")
     assert launched.status_code == 202, launched.content
@@ -67,7 +60,7 @@ def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, a
     assert set(instance.addresses) == {"project", "management"}
     gui = f"/portal/appliances/{instance.pk}/gui/"
 
-    alice = _web(demo.alice)
+    alice = web(demo.alice)
     page = alice.get(gui)
     assert page.status_code == 200
     assert "adminvms appliance GUI" in _body(page)
@@ -76,8 +69,8 @@ def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, a
     assert instance.management_endpoint not in detail and instance.addresses["management"][0] not in detail
 
     # Another project's member, and a reader, do not get through.
-    assert _web(demo.bob).get(gui).status_code == 404
-    assert _web(demo.rita).get(gui).status_code == 403
+    assert web(demo.bob).get(gui).status_code == 404
+    assert web(demo.rita).get(gui).status_code == 403
 
     # Redirects inside the appliance are kept inside the proxy; the others are refused.
     inside = alice.get(gui + "cgi-bin/redirect-in")
@@ -86,14 +79,14 @@ def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, a
     assert outside.status_code == 502 and "169.254" not in _body(outside)
 
     # The appliance never sees the dashboard's cookies or credentials.
-    seen = _body(_web(demo.alice, HTTP_AUTHORIZATION="Basic c2VjcmV0").get(gui + "cgi-bin/headers"))
+    seen = _body(web(demo.alice, HTTP_AUTHORIZATION="Basic c2VjcmV0").get(gui + "cgi-bin/headers"))
     assert "sessionid" not in seen and "c2VjcmV0" not in seen
 
     # Nothing else is reachable: dot segments, absolute URLs and Host tricks.
     assert alice.get(gui + "../../../etc/passwd").status_code == 400
     assert alice.get(gui + "%2e%2e/admin/").status_code == 400
     assert alice.get(gui + "http://169.254.169.254/latest/").status_code == 404  # the appliance's own 404
-    assert _web(demo.alice, HTTP_HOST="169.254.169.254").get(gui).status_code == 400
+    assert web(demo.alice, HTTP_HOST="169.254.169.254").get(gui).status_code == 400
 
     with run_tasks():
         assert api(demo.alice).delete(f"/api/v1/instances/{instance.pk}/").status_code == 202
@@ -103,7 +96,7 @@ def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, a
         engine.containers.get(instance.backend_id)
 
 
-def test_a_project_holds_a_sim_vm_and_a_docker_container(demo, nas, api, run_tasks):
+def test_a_project_holds_a_sim_vm_and_a_docker_container(demo, nas, api, run_tasks, web):
     client = api(demo.alice)
     with run_tasks():
         vm = client.post("/api/v1/instances/", {"name": "vm-1"}, format="json").json()
@@ -118,5 +111,5 @@ def test_a_project_holds_a_sim_vm_and_a_docker_container(demo, nas, api, run_tas
     assert {(i["name"], i["backend"]) for i in both} == {("vm-1", "sim"), ("box-1", "docker")}
     only_docker = admin.get("/api/v1/instances/?category=all&backend=docker").json()["results"]
     assert [i["name"] for i in only_docker] == ["box-1"]
-    console = _web(demo.admin).get("/console/instances/?category=all&project=acme").content.decode()
+    console = web(demo.admin).get("/console/instances/?category=all&project=acme").content.decode()
     assert "vm-1" in console and "box-1" in console and "sim · simulated" in console

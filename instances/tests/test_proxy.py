@@ -7,7 +7,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.test import Client
 
 from instances.models import Instance
 from tests.factories import InstanceFactory
@@ -67,26 +66,20 @@ def gui(demo, appliance_server) -> Instance:
     )  # fmt: skip
 
 
-def _client(user, **defaults) -> Client:
-    client = Client(**defaults)
-    client.force_login(user)
-    return client
-
-
 def _url(instance, path=""):
     return f"/portal/appliances/{instance.pk}/gui/{path}"
 
 
-def test_member_gets_the_appliance_page_through_the_proxy(demo, gui):
-    response = _client(demo.alice).get(_url(gui))
+def test_member_gets_the_appliance_page_through_the_proxy(demo, gui, web):
+    response = web(demo.alice).get(_url(gui))
     assert response.status_code == 200
     assert response.streaming
     assert b"adminvms appliance GUI" in b"".join(response.streaming_content)
     assert "Set-Cookie" not in response.headers or "sid=" not in response.headers.get("Set-Cookie", "")
 
 
-def test_cookies_authorization_and_host_are_not_forwarded(demo, gui, appliance_server):
-    client = _client(demo.alice, HTTP_AUTHORIZATION="Token secret", HTTP_X_CUSTOM="kept")
+def test_cookies_authorization_and_host_are_not_forwarded(demo, gui, appliance_server, web):
+    client = web(demo.alice, HTTP_AUTHORIZATION="Token secret", HTTP_X_CUSTOM="kept")
     body = json.loads(b"".join(client.get(_url(gui, "headers")).streaming_content))
     assert "Cookie" not in body and "Authorization" not in body
     assert body["Host"] == f"127.0.0.1:{appliance_server.server_address[1]}"
@@ -94,63 +87,63 @@ def test_cookies_authorization_and_host_are_not_forwarded(demo, gui, appliance_s
     assert body["X-Forwarded-Prefix"] == _url(gui)
 
 
-def test_redirects_inside_the_appliance_are_rewritten_under_the_proxy(demo, gui):
-    client = _client(demo.alice)
+def test_redirects_inside_the_appliance_are_rewritten_under_the_proxy(demo, gui, web):
+    client = web(demo.alice)
     response = client.get(_url(gui, "login"))
     assert response.status_code == 302
     assert response["Location"] == _url(gui, "dashboard?x=1")
     assert client.get(_url(gui, "absolute"))["Location"] == _url(gui, "home")
 
 
-def test_redirect_leaving_the_appliance_is_refused(demo, gui):
-    response = _client(demo.alice).get(_url(gui, "elsewhere"))
+def test_redirect_leaving_the_appliance_is_refused(demo, gui, web):
+    response = web(demo.alice).get(_url(gui, "elsewhere"))
     assert response.status_code == 502
     assert "169.254" not in response.content.decode()
     assert "redirected outside" in response.content.decode()
 
 
 @pytest.mark.parametrize("path", ["../../admin/", "a/../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "./x"])
-def test_dot_segments_are_refused(demo, gui, path):
-    assert _client(demo.alice).get(_url(gui, path)).status_code == 400
+def test_dot_segments_are_refused(demo, gui, path, web):
+    assert web(demo.alice).get(_url(gui, path)).status_code == 400
     assert Appliance.seen == []
 
 
-def test_an_absolute_url_in_the_path_still_lands_on_the_appliance(demo, gui):
-    response = _client(demo.alice).get(_url(gui, "http://169.254.169.254/latest/meta-data"))
+def test_an_absolute_url_in_the_path_still_lands_on_the_appliance(demo, gui, web):
+    response = web(demo.alice).get(_url(gui, "http://169.254.169.254/latest/meta-data"))
     assert response.status_code == 404  # the appliance's own 404
     assert Appliance.seen[-1]["path"].startswith("/http:")  # a path on the appliance, not a new host
 
 
-def test_host_header_tricks_are_rejected_before_the_proxy(demo, gui):
-    response = _client(demo.alice, HTTP_HOST="169.254.169.254").get(_url(gui))
+def test_host_header_tricks_are_rejected_before_the_proxy(demo, gui, web):
+    response = web(demo.alice, HTTP_HOST="169.254.169.254").get(_url(gui))
     assert response.status_code == 400
     assert Appliance.seen == []
 
 
-def test_endpoint_outside_the_allowed_networks_is_refused(demo, gui):
+def test_endpoint_outside_the_allowed_networks_is_refused(demo, gui, web):
     gui.management_endpoint = "10.20.30.40:80"
     gui.save()
-    response = _client(demo.alice).get(_url(gui))
+    response = web(demo.alice).get(_url(gui))
     assert response.status_code == 502
     assert "outside the networks" in response.content.decode()
     assert "10.20.30.40" not in response.content.decode()
 
 
-def test_another_projects_member_gets_404_and_a_reader_403(demo, gui):
-    assert _client(demo.bob).get(_url(gui)).status_code == 404
-    assert _client(demo.rita).get(_url(gui)).status_code == 403
-    assert Client().get(_url(gui)).status_code == 302  # anonymous: to the login page
+def test_another_projects_member_gets_404_and_a_reader_403(demo, gui, web):
+    assert web(demo.bob).get(_url(gui)).status_code == 404
+    assert web(demo.rita).get(_url(gui)).status_code == 403
+    assert web().get(_url(gui)).status_code == 302  # anonymous: to the login page
     assert Appliance.seen == []
 
 
-def test_gui_of_an_appliance_that_is_not_active_is_refused(demo, gui):
+def test_gui_of_an_appliance_that_is_not_active_is_refused(demo, gui, web):
     gui.status = "STOPPED"
     gui.save()
-    assert _client(demo.alice).get(_url(gui)).status_code == 409
+    assert web(demo.alice).get(_url(gui)).status_code == 409
 
 
-def test_posts_need_the_dashboards_origin(demo, gui):
-    client = _client(demo.alice)
+def test_posts_need_the_dashboards_origin(demo, gui, web):
+    client = web(demo.alice)
     form = "application/x-www-form-urlencoded"
     assert client.post(_url(gui, "settings"), "a=1", content_type=form).status_code == 403
     response = client.post(_url(gui, "settings"), "a=1", content_type=form, HTTP_ORIGIN="http://testserver")
@@ -158,16 +151,16 @@ def test_posts_need_the_dashboards_origin(demo, gui):
     assert Appliance.seen[-1] == {"path": "/settings", "body": "a=1"}
 
 
-def test_large_responses_stream(demo, gui):
-    response = _client(demo.alice).get(_url(gui, "big"))
+def test_large_responses_stream(demo, gui, web):
+    response = web(demo.alice).get(_url(gui, "big"))
     chunks = list(response.streaming_content)
     assert len(chunks) > 1
     assert sum(map(len, chunks)) == 1_000_000
 
 
-def test_simulated_appliances_show_a_labelled_page(demo, api, run_tasks):
+def test_simulated_appliances_show_a_labelled_page(demo, api, run_tasks, web):
     with run_tasks():
         body = api(demo.alice).post("/api/v1/instances/", {"name": "sim-vsa", "category": "vsa"}, format="json").json()
-    response = _client(demo.alice).get(f"/portal/appliances/{body['id']}/gui/")
+    response = web(demo.alice).get(f"/portal/appliances/{body['id']}/gui/")
     assert response.status_code == 200
     assert "sim · simulated" in response.content.decode()

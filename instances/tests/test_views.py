@@ -23,17 +23,6 @@ PORTAL_PAGES = ["/portal/", "/portal/appliances/"]
 
 
 @pytest.fixture
-def web():
-    def make(user=None) -> Client:
-        client = Client()
-        if user is not None:
-            client.force_login(user)
-        return client
-
-    return make
-
-
-@pytest.fixture
 def appliance(demo, api, run_tasks):
     """An ACTIVE vsa appliance of acme, launched by alice through the service layer."""
     with run_tasks():
