@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "tenancy",
     "categories",
     "instances",
+    "instances.drivers.sim",
 ]
 
 MIDDLEWARE = [

@@ -78,7 +78,8 @@ def main() -> None:
 
     from categories.models import InstanceCategory
     from instances import services
-    from instances.models import Instance, SimServer
+    from instances.drivers.sim.models import SimServer
+    from instances.models import Instance
     from tenancy.models import Project
 
     settings.ADMINVMS = {**settings.ADMINVMS, "DEMO_PASSWORD": "bench"}

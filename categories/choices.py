@@ -1,5 +1,7 @@
 from django.db import models
 
+from instances.operations import GrantableOperation
+
 
 class Kind(models.TextChoices):
     VM = "vm", "Virtual machine"
@@ -24,15 +26,19 @@ class AntiAffinity(models.TextChoices):
     SOFT = "soft-anti-affinity", "Soft anti-affinity"
 
 
-class Operation(models.TextChoices):
-    """Operations a category may allow project members to invoke."""
-
-    LAUNCH = "launch", "Launch"
-    REBOOT = "reboot", "Reboot"
-    STOP = "stop", "Stop"
-    START = "start", "Start"
-    TERMINATE = "terminate", "Terminate"
-    APPLIANCE_GUI = "appliance_gui", "Open appliance GUI"
-
+# The operations a category may grant project members: the grantable rows of the
+# operation table (the one vocabulary the catalog reads from instances).
+Operation = GrantableOperation
 
 STANDARD_SLUG = "standard"
+# The built-in category, as the data migration creates it and as ``category_standard()`` restores it.
+STANDARD_DEFAULTS = {
+    "name": "Standard",
+    "description": "Regular user instances, as before categories existed.",
+    "is_builtin": True,
+    "kind": "vm",
+    "management": "user",
+    "user_visible": True,
+    "user_operations": ["launch", "reboot", "stop", "start", "terminate"],
+    "network_placement": "project",
+}

@@ -1,4 +1,4 @@
-"""One FilterSet per model, shared by the REST API and the HTML lists."""
+"""One FilterSet per model for the REST API; the console's image and volume lists use the same ones."""
 
 from __future__ import annotations
 

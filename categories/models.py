@@ -31,6 +31,10 @@ class CategoryQuerySet(models.QuerySet):
     def visible_to(self, user):
         return self.filter(policy.category_visibility_q(user))
 
+    def managed(self):
+        """Provider-managed and appliance categories (their instances are locked and shown restricted)."""
+        return self.exclude(management=Management.USER)
+
 
 class InstanceCategory(models.Model):
     """A named class of instances with defaults, requirements and rules, handled like a flavor."""
@@ -87,10 +91,6 @@ class InstanceCategory(models.Model):
         return self.slug
 
     @property
-    def is_standard(self) -> bool:
-        return self.slug == STANDARD_SLUG
-
-    @property
     def is_managed(self) -> bool:
         """Provider-managed or appliance: locked at the backend, restricted view for members."""
         return self.management != Management.USER
@@ -127,6 +127,23 @@ class InstanceCategory(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    @property
+    def allows_any_flavor(self) -> bool:
+        """A category that names no allowed flavor allows every active flavor that meets its minimums."""
+        return not self.allowed_flavors.all()  # reads the prefetched set when there is one
+
+    def offered_flavors(self):
+        """The flavors a launch of this category may name: its allowed flavors, or every active one."""
+        return Flavor.objects.filter(is_active=True) if self.allows_any_flavor else self.allowed_flavors.all()
+
+    def flavor_refusal(self, flavor: Flavor) -> str:
+        """Why ``flavor`` cannot run an instance of this category, or an empty string."""
+        if not flavor.is_active:
+            return f"Flavor '{flavor.name}' is not active."
+        if not self.allows_any_flavor and flavor not in self.allowed_flavors.all():
+            return f"Flavor '{flavor.name}' is not allowed for category '{self.slug}'."
+        return self.flavor_shortfall(flavor)
+
     def flavor_shortfall(self, flavor: Flavor) -> str:
         """Why ``flavor`` does not meet this category's minimums, or an empty string."""
         short = []
@@ -150,9 +167,6 @@ class TaggedQuerySet(models.QuerySet):
         hidden = InstanceCategory.objects.exclude(policy.category_visibility_q(user))
         # Untagged items are generic; items tagged only with hidden categories are not shown.
         return self.filter(Q(categories__isnull=True) | ~Q(categories__in=hidden)).distinct()
-
-    def for_category(self, category):
-        return self.filter(categories=category)
 
 
 class VolumeQuerySet(TaggedQuerySet):

@@ -1,8 +1,11 @@
-"""Writes to the catalog: categories, their allowed flavors, flavors and images.
+"""Writes to the catalog: categories, their allowed flavors, flavors, images and volumes.
 
-Every function is keyword-only, takes the acting user, checks the policy and
-raises ``tenancy.errors`` on refusal. Callers: the REST API, the console,
-management commands.
+Each function that acts for a user is keyword-only, takes the acting user,
+checks the policy and raises ``tenancy.errors`` on refusal; each is one
+transaction, so a refused request changes nothing. ``catalog_mirror`` and
+``category_standard`` act for the system (a backend's catalog, the built-in
+category). Callers: the REST API, the console, management commands, the
+instances app's catalog sync.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from tenancy import policy
 from tenancy.errors import Conflict, InvalidInput, require
 from tenancy.models import Project
 
-from .choices import STANDARD_SLUG, Kind
-from .models import Flavor, Image, InstanceCategory
+from .choices import STANDARD_DEFAULTS, STANDARD_SLUG, Kind
+from .models import Flavor, Image, InstanceCategory, Volume
 
 # Fields a category's create/update may set (never is_builtin, never timestamps).
 CATEGORY_FIELDS = frozenset(
@@ -33,27 +36,16 @@ CATEGORY_FIELDS = frozenset(
 
 
 def _save(obj, *, unique_field: str = "slug") -> None:
-    """``full_clean`` then save, turning model validation and unique races into InvalidInput."""
+    """``full_clean`` then save (in a savepoint), turning model validation and unique races into InvalidInput."""
     try:
         obj.full_clean()
-        obj.save()
+        with transaction.atomic():
+            obj.save()
     except ValidationError as exc:
         raise InvalidInput.from_validation_error(exc) from exc
     except IntegrityError as exc:
         value = getattr(obj, unique_field)
         raise InvalidInput(f"'{value}' is already taken.", field=unique_field) from exc
-
-
-STANDARD_DEFAULTS = {
-    "name": "Standard",
-    "description": "Regular user instances, as before categories existed.",
-    "is_builtin": True,
-    "kind": Kind.VM,
-    "management": "user",
-    "user_visible": True,
-    "user_operations": ["launch", "reboot", "stop", "start", "terminate"],
-    "network_placement": "project",
-}
 
 
 def category_standard() -> InstanceCategory:
@@ -68,49 +60,64 @@ def _live_instances(category: InstanceCategory):
     return category.instances.exclude(status="DELETED")
 
 
-@transaction.atomic
-def category_create(*, user, data: dict[str, Any], allowed_flavors: Iterable[Flavor] = ()) -> InstanceCategory:
-    """Create a category. The default flavor is always among its allowed flavors."""
-    require(policy.can_manage_catalog(user))
-    unknown = set(data) - CATEGORY_FIELDS
-    if unknown:
+def _check_fields(data: dict[str, Any]) -> None:
+    if unknown := set(data) - CATEGORY_FIELDS:
         raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+
+
+def _set_allowed_flavors(category: InstanceCategory, flavors: Iterable[Flavor] | None) -> None:
+    """Replace the allowed flavors with ``flavors`` (``None``: keep them). Each must meet the
+    category's minimums; the default flavor is always among them."""
+    if flavors is not None:
+        flavors = list(flavors)
+        for flavor in flavors:
+            if problem := category.flavor_shortfall(flavor):
+                raise InvalidInput(problem, field="allowed_flavors")
+        category.allowed_flavors.set(flavors)
+    if category.default_flavor_id:
+        category.allowed_flavors.add(category.default_flavor_id)
+
+
+@transaction.atomic
+def category_create(*, user, data: dict[str, Any], allowed_flavors: Iterable[Flavor] | None = None) -> InstanceCategory:
+    """Create a category with its allowed flavors; the default flavor is always among them."""
+    require(policy.can_manage_catalog(user))
+    _check_fields(data)
     category = InstanceCategory(**data)
-    with transaction.atomic():
-        _save(category)
-    flavors = list(allowed_flavors)
-    if category.default_flavor and category.default_flavor not in flavors:
-        flavors.append(category.default_flavor)
-    category.allowed_flavors.set(flavors)
+    _save(category)
+    _set_allowed_flavors(category, allowed_flavors)
     return category
 
 
 @transaction.atomic
-def category_update(*, user, category: InstanceCategory, data: dict[str, Any]) -> InstanceCategory:
-    """Change a category's fields. Kind and slug are fixed once instances exist."""
+def category_update(
+    *, user, category: InstanceCategory, data: dict[str, Any], allowed_flavors: Iterable[Flavor] | None = None
+) -> InstanceCategory:
+    """Change a category's fields and, when ``allowed_flavors`` is given, replace its allowed flavors.
+
+    One transaction: a refusal of any part changes nothing. Kind and slug are
+    fixed once instances exist; the default flavor stays allowed.
+    """
     require(policy.can_manage_catalog(user))
     category = InstanceCategory.objects.select_for_update().get(pk=category.pk)
-    unknown = set(data) - CATEGORY_FIELDS
-    if unknown:
-        raise InvalidInput(f"Unknown field(s): {', '.join(sorted(unknown))}.", field=sorted(unknown)[0])
+    _check_fields(data)
     has_instances = category.instances.exists()
     for field in ("slug", "kind"):
         if field in data and data[field] != getattr(category, field) and has_instances:
             raise Conflict(f"Category '{category.slug}' has instances; its {field} cannot change.", field=field)
     if category.is_builtin and data.get("is_active") is False:
-        raise Conflict("The built-in category cannot be deactivated.", field="is_active")
+        require(policy.can_deactivate_category(user, category))
     for field, value in data.items():
         setattr(category, field, value)
-    with transaction.atomic():
-        _save(category)
-    if category.default_flavor_id:
-        category.allowed_flavors.add(category.default_flavor_id)
+    _save(category)
+    _set_allowed_flavors(category, allowed_flavors)
     return category
 
 
 @transaction.atomic
 def category_deactivate(*, user, category: InstanceCategory) -> InstanceCategory:
     """An inactive category launches nothing; its instances keep running."""
+    require(policy.can_deactivate_category(user, category))
     return category_update(user=user, category=category, data={"is_active": False})
 
 
@@ -122,10 +129,8 @@ def category_delete(*, user, category: InstanceCategory) -> None:
     their history (events are never deleted) still names the category, so the
     operator deactivates it instead.
     """
-    require(policy.can_manage_catalog(user))
     category = InstanceCategory.objects.select_for_update().get(pk=category.pk)
-    if category.is_builtin:
-        raise Conflict("The built-in category cannot be deleted.", field="slug")
+    require(policy.can_delete_category(user, category))
     if live := _live_instances(category).count():
         raise Conflict(f"Category '{category.slug}' has {live} live instance(s).", field="slug")
     if category.instances.exists():
@@ -138,7 +143,7 @@ def category_delete(*, user, category: InstanceCategory) -> None:
 
 @transaction.atomic
 def category_flavor_add(*, user, category: InstanceCategory, flavor: Flavor) -> None:
-    """Allow a flavor for a category; it must meet the category's minimums."""
+    """Allow one more flavor for a category; it must meet the category's minimums."""
     require(policy.can_manage_catalog(user))
     if problem := category.flavor_shortfall(flavor):
         raise InvalidInput(problem, field="flavor")
@@ -155,24 +160,10 @@ def category_flavor_remove(*, user, category: InstanceCategory, flavor: Flavor) 
 
 
 @transaction.atomic
-def category_flavors_set(*, user, category: InstanceCategory, flavors: Iterable[Flavor]) -> None:
-    """Replace the allowed flavors; each must meet the minimums, and the default flavor stays allowed."""
-    require(policy.can_manage_catalog(user))
-    flavors = list(flavors)
-    for flavor in flavors:
-        if problem := category.flavor_shortfall(flavor):
-            raise InvalidInput(problem, field="allowed_flavors")
-    if category.default_flavor and category.default_flavor not in flavors:
-        flavors.append(category.default_flavor)
-    category.allowed_flavors.set(flavors)
-
-
-@transaction.atomic
 def flavor_create(*, user, name: str, vcpus: int, ram_mb: int, disk_gb: int, backend_id: str = "") -> Flavor:
     require(policy.can_manage_catalog(user))
     flavor = Flavor(name=name, vcpus=vcpus, ram_mb=ram_mb, disk_gb=disk_gb, backend_id=backend_id)
-    with transaction.atomic():
-        _save(flavor, unique_field="name")
+    _save(flavor, unique_field="name")
     return flavor
 
 
@@ -184,14 +175,46 @@ def image_create(
     kind: str = Kind.VM,
     backend_id: str = "",
     categories: Iterable[InstanceCategory] = (),
+    tags: Iterable[str] = (),
     min_ram_mb: int = 0,
     min_disk_gb: int = 0,
 ) -> Image:
     require(policy.can_manage_catalog(user))
-    image = Image(name=name, kind=kind, backend_id=backend_id, min_ram_mb=min_ram_mb, min_disk_gb=min_disk_gb)
+    image = Image(
+        name=name, kind=kind, backend_id=backend_id, tags=list(tags), min_ram_mb=min_ram_mb, min_disk_gb=min_disk_gb
+    )
     _save(image, unique_field="name")
     image.categories.set(list(categories))
     return image
+
+
+@transaction.atomic
+def image_update(
+    *, user, image: Image, tags: Iterable[str] | None = None, categories: Iterable[InstanceCategory] | None = None
+) -> Image:
+    """Replace an image's free tags and/or the categories it is offered for (``None``: keep)."""
+    require(policy.can_manage_catalog(user))
+    if tags is not None and list(tags) != image.tags:
+        image.tags = list(tags)
+        _save(image, unique_field="name")
+    if categories is not None:
+        image.categories.set(list(categories))
+    return image
+
+
+@transaction.atomic
+def volume_ensure(
+    *, user, name: str, size_gb: int, project: Project | None = None, categories: Iterable[InstanceCategory] = ()
+) -> tuple[Volume, bool]:
+    """The volume named ``name``, created with these attributes if missing; an existing one is left as it is."""
+    require(policy.can_manage_catalog(user))
+    volume = Volume.objects.filter(name=name).first()
+    if volume is not None:
+        return volume, False
+    volume = Volume(name=name, size_gb=size_gb, project=project)
+    _save(volume, unique_field="name")
+    volume.categories.set(list(categories))
+    return volume, True
 
 
 CATEGORY_TAG_PREFIX = "adminvms:category="

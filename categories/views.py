@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from tenancy import policy
 from tenancy.decorators import provider_admin_required
 from tenancy.errors import DomainError
 
@@ -29,7 +30,15 @@ def _errors_to_form(form, exc: DomainError) -> None:
 @provider_admin_required
 def category_list(request):
     categories = InstanceCategory.objects.select_related("default_flavor").prefetch_related("allowed_flavors")
-    return render(request, "console/categories.html", {"categories": categories})
+    rows = [
+        {
+            "category": c,
+            "can_deactivate": bool(policy.can_deactivate_category(request.user, c)),
+            "can_delete": bool(policy.can_delete_category(request.user, c)),
+        }
+        for c in categories
+    ]
+    return render(request, "console/categories.html", {"rows": rows})
 
 
 @provider_admin_required
@@ -43,8 +52,9 @@ def category_edit(request, slug=None):
                 category = services.category_create(user=request.user, data=data, allowed_flavors=flavors)
                 messages.success(request, f"Category '{category.slug}' created.")
             else:
-                category = services.category_update(user=request.user, category=category, data=data)
-                services.category_flavors_set(user=request.user, category=category, flavors=flavors)
+                category = services.category_update(
+                    user=request.user, category=category, data=data, allowed_flavors=flavors
+                )
                 messages.success(request, f"Category '{category.slug}' saved.")
             return redirect("console-categories")
         except DomainError as exc:

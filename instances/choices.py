@@ -11,9 +11,6 @@ class Status(models.TextChoices):
     ERROR = "ERROR"
 
 
-TERMINAL_STATUSES = frozenset({Status.ACTIVE, Status.STOPPED, Status.ERROR, Status.DELETED})
-
-
 class TaskState(models.TextChoices):
     """The action in progress; empty when none is."""
 
@@ -23,14 +20,6 @@ class TaskState(models.TextChoices):
     STOPPING = "stopping"
     STARTING = "starting"
     DELETING = "deleting"
-
-
-class ActionType(models.TextChoices):
-    LAUNCH = "launch"
-    REBOOT = "reboot"
-    STOP = "stop"
-    START = "start"
-    TERMINATE = "terminate"
 
 
 class ActionStatus(models.TextChoices):

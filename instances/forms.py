@@ -46,9 +46,7 @@ class LaunchForm(forms.Form):
         category = self._chosen_category()
         if category is not None:
             # Show the category's defaults, and only what it allows.
-            allowed = category.allowed_flavors.all()
-            if allowed.exists():
-                self.fields["flavor"].queryset = allowed
+            self.fields["flavor"].queryset = category.offered_flavors()
             self.fields["image"].queryset = self.fields["image"].queryset.filter(kind=category.kind)
             if category.default_flavor:
                 self.fields["flavor"].empty_label = f"(default: {category.default_flavor.name})"

@@ -3,19 +3,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from categories.choices import Management
 from tenancy import policy
 
-from .choices import ActionStatus, ActionType, Status, TaskState
-
-# Which statuses each operation may start from; every operation also needs no
-# other action in progress (rule 5).
-LIFECYCLE = {
-    "reboot": {Status.ACTIVE},
-    "stop": {Status.ACTIVE},
-    "start": {Status.STOPPED},
-    "terminate": {Status.BUILDING, Status.ACTIVE, Status.STOPPED, Status.REBOOTING, Status.ERROR},
-    "appliance_gui": {Status.ACTIVE},
-}
+from . import operations
+from .choices import ActionStatus, Status, TaskState
+from .operations import ActionType
 
 
 class InstanceQuerySet(models.QuerySet):
@@ -28,6 +21,10 @@ class InstanceQuerySet(models.QuerySet):
 
     def with_related(self):
         return self.select_related("category", "project", "flavor", "image")
+
+    def user_managed(self):
+        """Regular instances (``standard`` and other ``user`` categories), as opposed to managed ones."""
+        return self.filter(category__management=Management.USER)
 
 
 class Instance(models.Model):
@@ -70,16 +67,20 @@ class Instance(models.Model):
         return bool(self.task_state) or self.status in {Status.BUILDING, Status.REBOOTING, Status.DELETING}
 
     def lifecycle_allows(self, operation: str) -> bool:
-        if self.task_state or self.status not in LIFECYCLE[operation]:
+        """Whether ``operation`` may start now: no action in progress and a status it starts from."""
+        row = operations.get(operation)
+        if self.task_state or self.status not in row.start_from:
             return False
-        return not (operation == "appliance_gui" and not self.management_endpoint)
+        return not (row.needs_endpoint and not self.management_endpoint)
 
     def lifecycle_refusal(self, operation: str) -> str:
+        row = operations.get(operation)
         if self.task_state:
             return f"Instance '{self.name}' is busy ({self.task_state}); try again when it settles."
-        if operation == "appliance_gui" and self.status == Status.ACTIVE:
+        if row.needs_endpoint and self.status in row.start_from:
             return f"Instance '{self.name}' has no appliance GUI endpoint."
-        return f"Cannot {operation} instance '{self.name}' while it is {self.status}."
+        ready = " or ".join(sorted(row.start_from)) or "a new instance"
+        return f"{row.label} is not possible while instance '{self.name}' is {self.status} (needs {ready})."
 
 
 class InstanceAction(models.Model):
@@ -155,41 +156,3 @@ class ReconcileRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconcile {self.backend} at {self.started_at:%Y-%m-%d %H:%M:%S}"
-
-
-class SimServer(models.Model):
-    """A server of the simulated cloud (the ``sim`` driver's own state, not ours).
-
-    It lives in the database so that the web process and every worker see the
-    same cloud. Transitions complete lazily: a row holds its ``pending`` target
-    state and when it is reached (``ready_at``).
-    """
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    instance_uuid = models.UUIDField(db_index=True)
-    name = models.CharField(max_length=255)
-    kind = models.CharField(max_length=16)
-    project_ref = models.CharField(max_length=64)
-    category_ref = models.CharField(max_length=64)
-    image_ref = models.CharField(max_length=255, blank=True)
-    flavor = models.JSONField(default=dict, blank=True)
-    host = models.CharField(max_length=64, blank=True)
-    server_group = models.CharField(max_length=255, blank=True)
-    status = models.CharField(max_length=16, default="BUILD")
-    pending = models.CharField(max_length=16, blank=True)
-    ready_at = models.DateTimeField(null=True, blank=True)
-    fault = models.TextField(blank=True)
-    addresses = models.JSONField(default=dict, blank=True)
-    management_endpoint = models.CharField(max_length=255, blank=True)
-    locked = models.BooleanField(default=False)
-    lock_reason = models.CharField(max_length=255, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        # Deliberately no unique constraint on instance_uuid: a real cloud would
-        # accept a second create too, and the driver must not make one.
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return f"sim server {self.pk} ({self.status})"

@@ -2,64 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 
 from tenancy import policy
+from tenancy.errors import NotFound
 
-from .choices import ActionStatus, Status, TaskState
+from . import operations
+from .choices import ActionStatus, Status
 from .models import Instance, InstanceAction, InstanceEvent, ReconcileRun
 
-# Never shown to members for appliance and provider categories (rule 2).
-RESTRICTED_FIELDS = frozenset({"backend_id", "host", "management_endpoint", "metadata", "availability_zone"})
+
+def instance_get_visible(*, user, instance_id) -> Instance:
+    """The instance if ``user`` may see it; NotFound otherwise (404, never 403: nothing leaks)."""
+    try:
+        return Instance.objects.with_related().visible_to(user).get(pk=instance_id)
+    except (Instance.DoesNotExist, ValidationError, ValueError, TypeError) as exc:  # a malformed id is unknown too
+        raise NotFound("No such instance.") from exc
 
 
-def present_instance(data: dict, *, user, instance: Instance) -> dict:
-    """Drop what ``user`` may not see of ``instance`` from ``data`` (field name → value).
-
-    The one place that chooses the restricted field set: the REST API and the
-    web pages both pass their data through it.
-    """
-    if not policy.sees_restricted_view(user, instance):
-        data["restricted"] = False
-        return data
-    data = {k: v for k, v in data.items() if k not in RESTRICTED_FIELDS}
-    if "addresses" in data:
-        data["addresses"] = {k: v for k, v in (data["addresses"] or {}).items() if k == "project"}
-    data["restricted"] = True
-    return data
-
-
-def instance_detail(user, instance: Instance) -> dict:
-    """The fields of the detail pages, restricted like the API's."""
-    data = {
-        "backend": instance.backend,
-        "backend_id": instance.backend_id,
-        "host": instance.host,
-        "availability_zone": instance.availability_zone,
-        "addresses": instance.addresses,
-        "management_endpoint": instance.management_endpoint,
-        "metadata": instance.metadata,
-    }
-    return present_instance(data, user=user, instance=instance)
-
-
-@dataclass(frozen=True)
-class Progress:
-    label: str
-    percent: int
-
-
-# A launch's visible steps: queued → scheduling → spawning → active.
-def launch_progress(instance: Instance, action: InstanceAction | None) -> Progress | None:
-    if instance.status != Status.BUILDING:
-        return None
-    if instance.task_state == TaskState.SPAWNING:
-        return Progress("spawning", 70)
-    if action is not None and action.status == ActionStatus.RUNNING:
-        return Progress("scheduling", 40)
-    return Progress("queued", 15)
+def allowed_operations(user, instance: Instance) -> list[str]:
+    """The operations of the table ``user`` may run on ``instance`` now (launch aside)."""
+    return [op.name for op in operations.TABLE if not op.creates and policy.can(user, op.name, instance)]
 
 
 def open_actions(instances) -> dict:

@@ -1,10 +1,11 @@
 """Celery tasks: thin callers of the service layer.
 
-Each task takes the action's primary key, advances it one step, and re-enqueues
-itself with a countdown while the backend is still busy: no task sleeps, so a
-task never outlives the broker's visibility timeout. Deliveries are idempotent
-(``acks_late`` with ``reject_on_worker_lost``: a killed worker's task comes back
-and the service finds what the first try did).
+``run_action`` runs every action of the operation table: it takes the action's
+primary key, advances it one step, and re-enqueues itself with a countdown while
+the backend is still busy. No task sleeps, so a task never outlives the broker's
+visibility timeout. Deliveries are idempotent (``acks_late`` with
+``reject_on_worker_lost``: a killed worker's task comes back and the service
+finds what the first try did).
 """
 
 from __future__ import annotations
@@ -17,21 +18,23 @@ from django.conf import settings
 
 from . import services
 from .drivers.base import BackendUnavailable
+from .drivers.registry import enabled_backends
 
 log = logging.getLogger(__name__)
 
 
-def _advance(task: Task, action_id: str) -> None:
+@shared_task(name="instances.tasks.run_action", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def run_action(self: Task, action_id: str) -> None:
     try:
         countdown = services.action_step(action_id=action_id)
-        while countdown is not None and task.request.is_eager:
+        while countdown is not None and self.request.is_eager:
             # Eager mode (tests, a shell) has no broker to come back through.
             time.sleep(countdown)
             countdown = services.action_step(action_id=action_id)
     except BackendUnavailable as exc:
-        retries = task.request.retries
+        retries = self.request.retries
         if retries < settings.ADMINVMS["TASK_MAX_RETRIES"]:
-            raise task.retry(exc=exc, countdown=min(2**retries, 30)) from exc
+            raise self.retry(exc=exc, countdown=min(2**retries, 30)) from exc
         services.action_fail(action_id=action_id, fault=f"The backend did not answer after {retries + 1} tries: {exc}")
         return
     except Exception as exc:  # never leave an instance in a transitional state
@@ -39,35 +42,7 @@ def _advance(task: Task, action_id: str) -> None:
         services.action_fail(action_id=action_id, fault=f"Internal error while running the action: {exc}")
         return
     if countdown is not None:
-        task.apply_async(args=[action_id], countdown=countdown)
-
-
-_OPTIONS = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
-
-
-@shared_task(name="instances.tasks.launch", **_OPTIONS)
-def launch(self: Task, action_id: str) -> None:
-    _advance(self, action_id)
-
-
-@shared_task(name="instances.tasks.reboot", **_OPTIONS)
-def reboot(self: Task, action_id: str) -> None:
-    _advance(self, action_id)
-
-
-@shared_task(name="instances.tasks.stop", **_OPTIONS)
-def stop(self: Task, action_id: str) -> None:
-    _advance(self, action_id)
-
-
-@shared_task(name="instances.tasks.start", **_OPTIONS)
-def start(self: Task, action_id: str) -> None:
-    _advance(self, action_id)
-
-
-@shared_task(name="instances.tasks.terminate", **_OPTIONS)
-def terminate(self: Task, action_id: str) -> None:
-    _advance(self, action_id)
+        self.apply_async(args=[action_id], countdown=countdown)
 
 
 @shared_task(name="instances.tasks.reconcile", acks_late=True, ignore_result=True)
@@ -81,8 +56,6 @@ def reconcile() -> None:
 
 @shared_task(name="instances.tasks.sync_catalog", acks_late=True, ignore_result=True)
 def sync_catalog() -> None:
-    from .drivers.registry import enabled_backends
-
     for backend in enabled_backends():
         counts = services.catalog_sync(backend=backend)
         log.info("catalog %s: %s", backend, counts)

@@ -1,8 +1,8 @@
 """HTML views: the console's instance pages, the project portal, the appliance page.
 
-Thin callers: lists start from ``Instance.objects.visible_to(user)`` and the
-shared FilterSet, buttons come from the policy's ``can_*`` answers, and every
-change goes through ``instances.services``.
+Thin callers: lists start from ``Instance.objects.visible_to(user)`` (the
+console's with the API's FilterSet), rows and buttons come from ``presentation``
+(which asks the policy), and every change goes through ``instances.services``.
 """
 
 from __future__ import annotations
@@ -14,67 +14,39 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from categories.choices import Management
 from categories.models import InstanceCategory
 from tenancy import policy
 from tenancy.decorators import provider_admin_required
 from tenancy.errors import DomainError, NotFound
 from tenancy.models import Project
 
-from . import proxy, selectors, services
+from . import operations, presentation, proxy, selectors, services
 from .choices import Status
+from .drivers.registry import is_simulated
 from .filters import InstanceFilterSet
 from .forms import LaunchForm
 from .models import Instance
 
-ACTION_LABELS = {
-    "reboot": ("Reboot", "bi-arrow-clockwise", False),
-    "stop": ("Stop", "bi-stop-circle", True),
-    "start": ("Start", "bi-play-circle", False),
-    "terminate": ("Terminate", "bi-trash", True),
-}
-POLL_SECONDS = 2
 
-
-def detail_url(user, instance: Instance) -> str:
-    if policy.is_provider_admin(user):
-        return reverse("console-instance", args=[instance.pk])
-    if instance.category.management == Management.USER:
-        return reverse("portal-instance", args=[instance.pk])
-    return reverse("portal-appliance", args=[instance.pk])
+def _next_url(request, fallback: str) -> str:
+    """The ``next`` the form names, if it stays on this site; else ``fallback``."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
 
 
 def _get_visible(request, instance_id) -> Instance:
     try:
-        return services.instance_get_visible(user=request.user, instance_id=instance_id)
+        return selectors.instance_get_visible(user=request.user, instance_id=instance_id)
     except NotFound as exc:
         raise Http404(str(exc)) from exc
-
-
-def _row(request, instance: Instance, action=None, error: str = "") -> dict:
-    """What one table row shows: the operations the policy allows now, progress, polling."""
-    user = request.user
-    ops = [
-        {"op": op, "label": label, "icon": icon, "confirm": confirm}
-        for op, (label, icon, confirm) in ACTION_LABELS.items()
-        if policy.can(user, op, instance)
-    ]
-    return {
-        "instance": instance,
-        "ops": ops,
-        "progress": selectors.launch_progress(instance, action),
-        "poll": instance.is_transitional,
-        "url": detail_url(user, instance),
-        "error": error,
-    }
-
-
-def _rows(request, instances) -> list[dict]:
-    actions = selectors.open_actions(instances)
-    return [_row(request, i, actions.get(i.pk)) for i in instances]
 
 
 def _current_project(request) -> Project | None:
@@ -87,51 +59,47 @@ def _current_project(request) -> Project | None:
 # --- shared row endpoints ------------------------------------------------------------
 
 
-@login_required
-def instance_row(request, instance_id):
-    """One row, for htmx polling of transitional instances."""
-    instance = _get_visible(request, instance_id)
-    columns = request.GET.get("columns", "portal")
+def _row_response(request, instance: Instance, error: str = "") -> HttpResponse:
+    """One row for htmx, with the columns of whoever asks; it tells the page (its timeline)
+    that the instance may have changed."""
+    user = request.user
     actions = selectors.open_actions([instance])
-    context = {"row": _row(request, instance, actions.get(instance.pk)), "columns": columns}
-    return _row_response(request, context)
-
-
-def _row_response(request, context) -> HttpResponse:
-    """A row for htmx; it tells the page (its timeline) that the instance may have changed."""
+    context = {
+        "row": presentation.instance_row(user, instance, actions.get(instance.pk), error),
+        "columns": presentation.columns_for(user),
+    }
     response = render(request, "instances/_row.html", context)
     response["HX-Trigger"] = "instance-changed"
     return response
 
 
 @login_required
+def instance_row(request, instance_id):
+    """One row, for htmx polling of transitional instances."""
+    return _row_response(request, _get_visible(request, instance_id))
+
+
+@login_required
 @require_POST
 def instance_action(request, instance_id, op):
-    """Reboot, stop, start or terminate; answers the refreshed row to htmx, else redirects back."""
+    """A row action of the operation table; answers the refreshed row to htmx, else redirects back."""
     instance = _get_visible(request, instance_id)
-    if op not in ACTION_LABELS:
+    row = operations.OPERATIONS.get(op)
+    if row is None or not row.row_action:
         raise Http404("No such operation.")
     error = ""
     try:
-        if op == "terminate":
-            services.instance_terminate(user=request.user, instance=instance)
-        elif op == "reboot":
-            services.instance_reboot(user=request.user, instance=instance, hard=request.POST.get("hard") == "1")
-        else:
-            services.ACTIONS[op](user=request.user, instance=instance)
+        services.instance_act(user=request.user, instance=instance, operation=op, params=request.POST)
     except DomainError as exc:
         error = exc.message
     instance = _get_visible(request, instance_id)
     if request.htmx:
-        actions = selectors.open_actions([instance])
-        columns = request.POST.get("columns", "portal")
-        context = {"row": _row(request, instance, actions.get(instance.pk), error), "columns": columns}
-        return _row_response(request, context)
+        return _row_response(request, instance, error)
     if error:
         messages.error(request, error)
     else:
-        messages.success(request, f"{ACTION_LABELS[op][0]} of '{instance.name}' requested.")
-    return redirect(request.POST.get("next") or detail_url(request.user, instance))
+        messages.success(request, f"{row.label} of '{instance.name}' requested.")
+    return redirect(_next_url(request, presentation.detail_url(request.user, instance)))
 
 
 @login_required
@@ -169,7 +137,7 @@ def launch(request):
                 names = ", ".join(i.name for i in created)
                 messages.success(request, f"Launching {names}.")
                 if len(created) == 1:
-                    return redirect(detail_url(request.user, created[0]))
+                    return redirect(presentation.detail_url(request.user, created[0]))
                 return redirect("console-instances" if policy.is_provider_admin(request.user) else "portal")
     else:
         initial = {"category": request.GET.get("category")} if request.GET.get("category") else {}
@@ -202,13 +170,13 @@ def console_instances(request):
         page = Paginator(Instance.objects.none(), 25).get_page(1)
     context = {
         "page": page,
-        "rows": _rows(request, page.object_list),
+        "rows": presentation.instance_rows(request.user, page.object_list),
         "filters": params,
         "categories": InstanceCategory.objects.all(),
         "projects": Project.objects.all(),
         "statuses": Status.values,
         "backends": sorted(set(Instance.objects.values_list("backend", flat=True).distinct())),
-        "columns": "console",
+        "columns": presentation.columns_for(request.user),
         "query": _query_without(request, "page"),
         "sort_query": _query_without(request, "ordering", "page"),
     }
@@ -225,16 +193,16 @@ def _query_without(request, *names) -> str:
 @provider_admin_required
 def console_instance(request, instance_id):
     instance = _get_visible(request, instance_id)
-    return render(request, "instances/detail.html", _detail_context(request, instance, "console"))
+    return render(request, "instances/detail.html", _detail_context(request, instance))
 
 
-def _detail_context(request, instance, columns) -> dict:
+def _detail_context(request, instance) -> dict:
     actions = selectors.open_actions([instance])
     return {
-        "row": _row(request, instance, actions.get(instance.pk)),
+        "row": presentation.instance_row(request.user, instance, actions.get(instance.pk)),
         "instance": instance,
-        "fields": selectors.instance_detail(request.user, instance),
-        "columns": columns,
+        "fields": presentation.instance_detail(request.user, instance),
+        "columns": presentation.columns_for(request.user),
         **_timeline_context(instance),
     }
 
@@ -246,8 +214,7 @@ def _detail_context(request, instance, columns) -> dict:
 def portal(request):
     """The member's standard (and other user-managed) instances, in the current project or all of theirs."""
     project = _current_project(request)
-    queryset = Instance.objects.with_related().visible_to(request.user).live()
-    queryset = queryset.filter(category__management=Management.USER)
+    queryset = Instance.objects.with_related().visible_to(request.user).live().user_managed()
     if project is not None:
         queryset = queryset.filter(project=project)
     page = Paginator(queryset, 25).get_page(request.GET.get("page"))
@@ -256,9 +223,9 @@ def portal(request):
         "portal/instances.html",
         {
             "page": page,
-            "rows": _rows(request, page.object_list),
+            "rows": presentation.instance_rows(request.user, page.object_list),
             "project": project,
-            "columns": "portal",
+            "columns": presentation.columns_for(request.user),
             "can_launch": bool(policy.can_launch_somewhere(request.user)),
         },
     )
@@ -268,16 +235,11 @@ def portal(request):
 def portal_appliances(request):
     """The appliance categories the member may see, each with its instances."""
     project = _current_project(request)
-    categories = (
-        InstanceCategory.objects.visible_to(request.user)
-        .exclude(management=Management.USER)
-        .filter(is_active=True)
-        .order_by("name")
-    )
+    categories = InstanceCategory.objects.visible_to(request.user).managed().filter(is_active=True).order_by("name")
     instances = Instance.objects.with_related().visible_to(request.user).live().filter(category__in=categories)
     if project is not None:
         instances = instances.filter(project=project)
-    rows = _rows(request, list(instances))
+    rows = presentation.instance_rows(request.user, list(instances))
     sections = [
         {
             "category": category,
@@ -289,7 +251,7 @@ def portal_appliances(request):
     context = {
         "sections": sections,
         "project": project,
-        "columns": "portal",
+        "columns": presentation.columns_for(request.user),
     }
     return render(request, "portal/appliances.html", context)
 
@@ -297,18 +259,18 @@ def portal_appliances(request):
 @login_required
 def portal_instance(request, instance_id):
     instance = _get_visible(request, instance_id)
-    if instance.category.management != Management.USER and not policy.is_provider_admin(request.user):
+    if policy.sees_restricted_view(request.user, instance):
         return redirect("portal-appliance", instance_id=instance.pk)
-    return render(request, "instances/detail.html", _detail_context(request, instance, "portal"))
+    return render(request, "instances/detail.html", _detail_context(request, instance))
 
 
 @login_required
 def appliance_detail(request, instance_id):
     """The restricted appliance page: status, the allowed operations, the GUI link; never an address."""
     instance = _get_visible(request, instance_id)
-    context = _detail_context(request, instance, "portal")
-    context["gui_allowed"] = bool(policy.can_appliance_gui(request.user, instance))
-    context["has_gui"] = bool(instance.category.gui_port and instance.management_endpoint)
+    context = _detail_context(request, instance)
+    context["gui"] = policy.can(request.user, "appliance_gui", instance)
+    context["has_gui"] = bool(instance.category.gui_port)
     return render(request, "portal/appliance.html", context)
 
 
@@ -320,13 +282,13 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 def appliance_gui(request, instance_id, path=""):
     """The appliance's own web GUI, through the dashboard (DESIGN.md §5)."""
     instance = _get_visible(request, instance_id)
-    verdict = policy.can_appliance_gui(request.user, instance)
+    verdict = policy.can(request.user, "appliance_gui", instance)
     if not verdict:
         status = {policy.Denial.NOT_FOUND: 404, policy.Denial.FORBIDDEN: 403}.get(verdict.denial, 409)
         return _gui_error(request, instance, verdict.reason, status)
     if request.method not in SAFE_METHODS and not _same_origin(request):
         return _gui_error(request, instance, "Cross-site requests to the appliance GUI are refused.", 403)
-    if instance.backend == "sim":
+    if is_simulated(instance.backend):
         # The simulated cloud runs nothing: it shows what the proxy would, labelled as simulated.
         return render(request, "portal/gui_simulated.html", {"instance": instance, "path": path})
     prefix = reverse("portal-appliance-gui", args=[instance.pk])
@@ -364,7 +326,7 @@ def switch_project(request):
         request.session["project"] = slug
     else:
         raise Http404("No such project.")
-    return redirect(request.POST.get("next") or "home")
+    return redirect(_next_url(request, reverse("home")))
 
 
 @login_required

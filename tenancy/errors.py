@@ -1,7 +1,7 @@
 """The one family of domain errors that services raise.
 
-The REST API maps them to JSON in one exception handler, the web UI to messages,
-the EC2 API to its error codes, management commands to ``CommandError``.
+The REST API maps them to JSON in one exception handler, the web pages to form
+errors and messages, management commands to ``CommandError``.
 """
 
 from __future__ import annotations
@@ -67,4 +67,4 @@ _BY_DENIAL = {Denial.NOT_FOUND: NotFound, Denial.FORBIDDEN: Forbidden, Denial.CO
 def require(verdict: Verdict, *, field: str | None = None) -> None:
     """Raise the domain error that matches a denied verdict."""
     if not verdict:
-        raise _BY_DENIAL[verdict.denial](verdict.reason, field=field)
+        raise _BY_DENIAL[verdict.denial](verdict.reason, field=field or verdict.field)

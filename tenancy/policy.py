@@ -1,9 +1,11 @@
 """Who may see and do what: the one policy module for every interface.
 
-REST, web UI, EC2 API, Celery tasks and management commands all ask these
-functions; no interface repeats a rule. Each ``can_<operation>()`` answers both
-"may this user" (policy) and "is the instance in a state for it" (lifecycle, which
-the instance itself knows through ``instance.lifecycle_allows(operation)``).
+The services ask these functions before every change, and the REST API and
+the web pages ask them for what to show; no interface repeats a rule. ``can(user, operation, instance)``
+answers both "may this user" (policy) and "is the instance in a state for it"
+(lifecycle, which the instance knows from the operation table through
+``instance.lifecycle_allows(operation)``). Verdicts carry the reason and the
+kind of refusal, which the services turn into 404, 403 or 409.
 
 This module imports no model of ``categories`` or ``instances``: it reads the
 attributes of the objects it is given and builds ``Q`` objects by field name, so
@@ -20,10 +22,6 @@ from django.db.models import Q
 
 from .choices import Role
 
-STANDARD_SLUG = "standard"
-# Mirrors categories.choices.Management.USER; kept literal so this module imports no app above it.
-USER_MANAGED = "user"
-
 
 class Denial(StrEnum):
     NOT_FOUND = "not_found"  # the caller may not even know it exists: answer 404
@@ -38,6 +36,7 @@ class Verdict:
     allowed: bool
     reason: str = ""
     denial: Denial | None = None
+    field: str | None = None  # the request field the refusal is about, when there is one
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -46,8 +45,8 @@ class Verdict:
 ALLOW = Verdict(True)
 
 
-def _deny(denial: Denial, reason: str) -> Verdict:
-    return Verdict(False, reason, denial)
+def _deny(denial: Denial, reason: str, field: str | None = None) -> Verdict:
+    return Verdict(False, reason, denial, field)
 
 
 # --- who is who ---------------------------------------------------------------
@@ -91,17 +90,17 @@ def member_project_ids(user) -> list:
 
 
 def category_visibility_q(user, prefix: str = "") -> Q:
-    """Categories a user may see: all for provider admins; ``standard`` and
-    user-visible ones for anybody with a project role."""
+    """Categories a user may see: all for provider admins; the built-in ``standard``
+    and user-visible ones for anybody with a project role."""
     if is_provider_admin(user):
         return Q()
     if not roles(user):
         return Q(pk__in=[])
-    return Q(**{f"{prefix}slug": STANDARD_SLUG}) | Q(**{f"{prefix}user_visible": True})
+    return Q(**{f"{prefix}is_builtin": True}) | Q(**{f"{prefix}user_visible": True})
 
 
 def category_visible(user, category) -> bool:
-    return is_provider_admin(user) or (bool(roles(user)) and (category.slug == STANDARD_SLUG or category.user_visible))
+    return is_provider_admin(user) or (bool(roles(user)) and (category.is_builtin or category.user_visible))
 
 
 def instance_visibility_q(user) -> Q:
@@ -129,13 +128,19 @@ def sees_restricted_view(user, instance_or_category) -> bool:
     """Members see appliance and provider instances without backend ids, hosts,
     management addresses or raw metadata."""
     category = getattr(instance_or_category, "category", instance_or_category)
-    return not is_provider_admin(user) and category.management != USER_MANAGED
+    return not is_provider_admin(user) and category.is_managed
 
 
 # --- operations -----------------------------------------------------------------
 
 
-def _may_operate(user, instance, operation: str) -> Verdict:
+def can(user, operation: str, instance) -> Verdict:
+    """May ``user`` run ``operation`` (a row of the operation table) on ``instance`` now?
+
+    Members may run what the category grants them (``user_operations``), readers
+    nothing, provider admins everything; and the instance must be in a state the
+    operation starts from, with no other action in progress.
+    """
     if not (verdict := can_view(user, instance)):
         return verdict
     if not is_provider_admin(user):
@@ -151,42 +156,7 @@ def _may_operate(user, instance, operation: str) -> Verdict:
     return ALLOW
 
 
-def can_reboot(user, instance) -> Verdict:
-    return _may_operate(user, instance, "reboot")
-
-
-def can_stop(user, instance) -> Verdict:
-    return _may_operate(user, instance, "stop")
-
-
-def can_start(user, instance) -> Verdict:
-    return _may_operate(user, instance, "start")
-
-
-def can_terminate(user, instance) -> Verdict:
-    return _may_operate(user, instance, "terminate")
-
-
-def can_appliance_gui(user, instance) -> Verdict:
-    return _may_operate(user, instance, "appliance_gui")
-
-
-CHECKS = {
-    "reboot": can_reboot,
-    "stop": can_stop,
-    "start": can_start,
-    "terminate": can_terminate,
-    "appliance_gui": can_appliance_gui,
-}
-
-
-def can(user, operation: str, instance) -> Verdict:
-    return CHECKS[operation](user, instance)
-
-
-def allowed_operations(user, instance) -> list[str]:
-    """The operations to offer as buttons for this user and instance, now."""
-    return [op for op, check in CHECKS.items() if check(user, instance)]
+_READERS_DO_NOT_LAUNCH = "Readers may only look, not launch."
 
 
 def can_launch(user, *, category, project) -> Verdict:
@@ -195,30 +165,60 @@ def can_launch(user, *, category, project) -> Verdict:
         return ALLOW
     role = role_in(user, project)
     if role is None:
-        return _deny(Denial.NOT_FOUND, "No such project.")
+        return _deny(Denial.NOT_FOUND, "No such project.", field="project")
     if not category_visible(user, category):
-        return _deny(Denial.NOT_FOUND, "No such category.")
+        return _deny(Denial.NOT_FOUND, "No such category.", field="category")
     if role != Role.MEMBER:
-        return _deny(Denial.FORBIDDEN, "Readers may only look, not launch.")
+        return _deny(Denial.FORBIDDEN, _READERS_DO_NOT_LAUNCH, field="project")
     if "launch" not in (category.user_operations or []):
-        return _deny(Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.")
+        return _deny(
+            Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.", field="category"
+        )
     return ALLOW
 
 
 def can_launch_somewhere(user, category=None) -> Verdict:
-    """May ``user`` launch at all (of ``category``, when given), in some project? For buttons and forms;
-    ``can_launch`` decides the actual request."""
+    """May ``user`` launch at all (of ``category``, when given), in some project? For buttons, forms and a
+    launch that names no project; ``can_launch`` decides the actual request."""
     if is_provider_admin(user):
         return ALLOW
+    if not roles(user):
+        return _deny(Denial.FORBIDDEN, "You are not a member of any project.", field="project")
     if not member_project_ids(user):
-        return _deny(Denial.FORBIDDEN, "Readers may only look, not launch.")
+        return _deny(Denial.FORBIDDEN, _READERS_DO_NOT_LAUNCH, field="project")
     if category is not None and not (category_visible(user, category) and "launch" in (category.user_operations or [])):
-        return _deny(Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.")
+        return _deny(
+            Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.", field="category"
+        )
     return ALLOW
 
 
+# --- the catalog -------------------------------------------------------------------
+
+
 def can_manage_catalog(user) -> Verdict:
-    """Categories, flavors, images: provider admins only."""
+    """Categories, flavors, images, volumes: provider admins only."""
     if is_provider_admin(user):
         return ALLOW
     return _deny(Denial.FORBIDDEN, "Only provider admins may change the catalog.")
+
+
+def can_deactivate_category(user, category) -> Verdict:
+    """An active category other than the built-in one may be deactivated."""
+    if not (verdict := can_manage_catalog(user)):
+        return verdict
+    if category.is_builtin:
+        return _deny(Denial.CONFLICT, "The built-in category cannot be deactivated.", field="is_active")
+    if not category.is_active:
+        return _deny(Denial.CONFLICT, f"Category '{category.slug}' is already inactive.", field="is_active")
+    return ALLOW
+
+
+def can_delete_category(user, category) -> Verdict:
+    """Any category but the built-in one, as far as the policy goes; the service also
+    refuses one that holds (or held) instances."""
+    if not (verdict := can_manage_catalog(user)):
+        return verdict
+    if category.is_builtin:
+        return _deny(Denial.CONFLICT, "The built-in category cannot be deleted.", field="slug")
+    return ALLOW

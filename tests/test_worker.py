@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from instances.models import Instance, InstanceAction, SimServer
+from instances.drivers.sim.models import SimServer
+from instances.models import Instance, InstanceAction
 
 from .conftest import wait_until
 

@@ -55,16 +55,16 @@ class CategoryViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        flavors = data.pop("allowed_flavors", [])
+        flavors = data.pop("allowed_flavors", None)
         serializer.instance = services.category_create(user=self.request.user, data=data, allowed_flavors=flavors)
 
     def perform_update(self, serializer):
+        """One service call: ``allowed_flavors``, when given, replaces the set (as the console's form does)."""
         data = dict(serializer.validated_data)
         flavors = data.pop("allowed_flavors", None)
-        category = services.category_update(user=self.request.user, category=serializer.instance, data=data)
-        for flavor in flavors or []:
-            services.category_flavor_add(user=self.request.user, category=category, flavor=flavor)
-        serializer.instance = category
+        serializer.instance = services.category_update(
+            user=self.request.user, category=serializer.instance, data=data, allowed_flavors=flavors
+        )
 
     def perform_destroy(self, instance):
         services.category_delete(user=self.request.user, category=instance)

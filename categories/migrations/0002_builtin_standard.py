@@ -1,23 +1,11 @@
 from django.db import migrations
 
-ALL_OPERATIONS = ["launch", "reboot", "stop", "start", "terminate"]
+from categories.choices import STANDARD_DEFAULTS, STANDARD_SLUG
 
 
 def create_standard(apps, schema_editor):
     InstanceCategory = apps.get_model("categories", "InstanceCategory")
-    InstanceCategory.objects.get_or_create(
-        slug="standard",
-        defaults={
-            "name": "Standard",
-            "description": "Regular user instances, as before categories existed.",
-            "is_builtin": True,
-            "kind": "vm",
-            "management": "user",
-            "user_visible": True,
-            "user_operations": ALL_OPERATIONS,
-            "network_placement": "project",
-        },
-    )
+    InstanceCategory.objects.get_or_create(slug=STANDARD_SLUG, defaults=STANDARD_DEFAULTS)
 
 
 class Migration(migrations.Migration):

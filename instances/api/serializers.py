@@ -7,8 +7,11 @@ from rest_framework import serializers
 
 from adminvms_dashboard.api import SlugRelatedField
 from categories.models import Flavor, Image, InstanceCategory
+from instances import operations
+from instances.drivers.registry import is_simulated
 from instances.models import Instance, InstanceEvent
-from instances.selectors import present_instance
+from instances.presentation import present_instance
+from instances.selectors import allowed_operations
 from tenancy import policy
 from tenancy.models import Project
 
@@ -33,10 +36,10 @@ class InstanceSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_simulated(self, instance) -> bool:
-        return instance.backend == "sim"
+        return is_simulated(instance.backend)
 
     def get_allowed_operations(self, instance) -> list[str]:
-        return policy.allowed_operations(self.context["request"].user, instance)
+        return allowed_operations(self.context["request"].user, instance)
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -99,9 +102,21 @@ class LaunchSerializer(serializers.Serializer):
     count = serializers.IntegerField(min_value=1, max_value=settings.ADMINVMS["MAX_LAUNCH_COUNT"], default=1)
 
 
+# POST .../action/ runs every verb of the operation table but terminate (that is DELETE .../{id}/).
+ACTION_VERBS = [op.name for op in operations.VERBS if not op.deletes]
+# Each flag a verb declares (reboot's ``hard``) is a boolean of the request body.
+ACTION_FLAGS = sorted({flag for op in operations.VERBS for flag in op.params})
+
+
 class ActionRequestSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["reboot", "stop", "start"])
-    hard = serializers.BooleanField(default=False)
+    action = serializers.ChoiceField(choices=ACTION_VERBS)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for flag in ACTION_FLAGS:
+            users = ", ".join(op.name for op in operations.VERBS if flag in op.params)
+            fields[flag] = serializers.BooleanField(default=False, help_text=f"For {users}.")
+        return fields
 
 
 class ActionAcceptedSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from instances import services
+from instances import selectors, services
 from instances.filters import InstanceFilterSet
 from instances.models import Instance
 
@@ -51,7 +51,7 @@ class InstanceViewSet(
         return Instance.objects.with_related().visible_to(self.request.user)
 
     def get_object(self):
-        return services.instance_get_visible(user=self.request.user, instance_id=self.kwargs["pk"])
+        return selectors.instance_get_visible(user=self.request.user, instance_id=self.kwargs["pk"])
 
     @extend_schema(request=LaunchSerializer, responses={202: InstanceSerializer(many=True)})
     def create(self, request, *args, **kwargs):
@@ -70,19 +70,21 @@ class InstanceViewSet(
     def destroy(self, request, *args, **kwargs):
         """Terminate; answers 202. The row stays as DELETED history."""
         instance = self.get_object()
-        record = services.instance_terminate(user=request.user, instance=instance)
+        record = services.instance_act(user=request.user, instance=instance, operation="terminate")
         return _accepted(request, instance, record)
 
     @extend_schema(request=ActionRequestSerializer, responses={202: ActionAcceptedSerializer})
     @action(detail=True, methods=["post"], url_path="action")
     def run_action(self, request, pk=None):
-        """Reboot, stop or start; 202, or 409 while another action runs."""
+        """Reboot, stop or start (the verbs of the operation table but terminate, which is DELETE);
+        202, or 409 while another action runs."""
         instance = self.get_object()
         body = ActionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        verb = body.validated_data["action"]
-        kwargs = {"hard": body.validated_data["hard"]} if verb == "reboot" else {}
-        record = services.ACTIONS[verb](user=request.user, instance=instance, **kwargs)
+        params = dict(body.validated_data)
+        record = services.instance_act(
+            user=request.user, instance=instance, operation=params.pop("action"), params=params
+        )
         return _accepted(request, instance, record)
 
     @extend_schema(responses=EventSerializer(many=True))

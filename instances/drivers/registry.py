@@ -15,7 +15,7 @@ from django.utils.module_loading import import_string
 from .base import ComputeDriver
 
 DRIVER_CLASSES = {
-    "sim": "instances.drivers.sim.SimDriver",
+    "sim": "instances.drivers.sim.driver.SimDriver",
     "docker": "instances.drivers.docker.DockerDriver",
     "openstack": "instances.drivers.openstack.OpenStackDriver",
 }
@@ -43,6 +43,12 @@ def backend_refusal(name: str) -> str:
     if name not in enabled_backends():
         return f"Backend '{name}' is not enabled here (ADMINVMS_BACKENDS={','.join(enabled_backends())})."
     return ""
+
+
+def is_simulated(name: str) -> bool:
+    """Whether backend ``name`` is a simulated cloud (labelled so in every interface); unknown names are not."""
+    path = DRIVER_CLASSES.get(name)
+    return bool(path) and import_string(path).simulated
 
 
 def get_driver(name: str) -> ComputeDriver:

@@ -1,5 +1,7 @@
 from django import template
 
+from instances.drivers.registry import is_simulated
+
 register = template.Library()
 
 STATUS_CLASSES = {
@@ -21,7 +23,7 @@ def status_class(status: str) -> str:
 @register.inclusion_tag("instances/_backend.html")
 def backend_badge(name: str):
     """Which backend an instance runs on; the sim backend is always labelled as simulated."""
-    return {"name": name, "simulated": name == "sim"}
+    return {"name": name, "simulated": is_simulated(name)}
 
 
 @register.filter

@@ -6,7 +6,7 @@ import io
 
 from django.core.management import call_command
 
-from instances.models import SimServer
+from instances.drivers.sim.models import SimServer
 
 
 def test_reconcile_command_reports_vanished_and_orphans(demo, api, run_tasks):

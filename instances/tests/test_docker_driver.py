@@ -494,13 +494,13 @@ def test_launch_and_terminate_through_the_services(demo, docker_category, run_ta
     assert container.attrs["HostConfig"]["Memory"] == demo.flavors["m1.tiny"].ram_mb * 1024 * 1024
 
     with run_tasks():
-        services.instance_reboot(user=demo.admin, instance=instance)
+        services.instance_act(user=demo.admin, instance=instance, operation="reboot")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("ACTIVE", "")
     assert GUI_TEXT in _get_page(instance.management_endpoint)  # the endpoint recorded after the restart
 
     with run_tasks():
-        services.instance_terminate(user=demo.admin, instance=instance)
+        services.instance_act(user=demo.admin, instance=instance, operation="terminate")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("DELETED", "")
     assert instance.deleted_at is not None

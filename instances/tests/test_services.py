@@ -12,10 +12,12 @@ from django.db import connection
 from django.utils import timezone
 
 from categories.models import InstanceCategory
-from instances import services
+from instances import selectors, services
 from instances.choices import ActionStatus, Status
-from instances.drivers.sim import NO_VALID_HOST
-from instances.models import Instance, InstanceAction, InstanceEvent, SimServer
+from instances.drivers.base import ServerInfo, ServerStatus
+from instances.drivers.sim.driver import NO_VALID_HOST
+from instances.drivers.sim.models import SimServer
+from instances.models import Instance, InstanceAction, InstanceEvent
 from tenancy.errors import Conflict, Forbidden, InvalidInput, NotFound, QuotaExceeded
 from tests.factories import ImageFactory
 
@@ -110,10 +112,10 @@ def test_policy_is_enforced_by_the_service_itself(demo):
 
 def test_instance_get_visible(demo, launched):
     instance = launched(demo.bob)
-    assert services.instance_get_visible(user=demo.bob, instance_id=instance.pk) == instance
+    assert selectors.instance_get_visible(user=demo.bob, instance_id=instance.pk) == instance
     for instance_id in (instance.pk, "not-a-uuid", None, 42):
         with pytest.raises(NotFound):
-            services.instance_get_visible(user=demo.alice, instance_id=instance_id)
+            selectors.instance_get_visible(user=demo.alice, instance_id=instance_id)
 
 
 # --- one action at a time -------------------------------------------------------------------
@@ -123,11 +125,11 @@ def test_action_claim_is_atomic(demo, launched):
     instance = launched()
     # Two requests that both read the instance before either claimed it.
     first, second = Instance.objects.get(pk=instance.pk), Instance.objects.get(pk=instance.pk)
-    services.instance_reboot(user=demo.alice, instance=first)
+    services.instance_act(user=demo.alice, instance=first, operation="reboot")
     with pytest.raises(Conflict):
-        services.instance_stop(user=demo.alice, instance=second)
+        services.instance_act(user=demo.alice, instance=second, operation="stop")
     with pytest.raises(Conflict):
-        services.instance_reboot(user=demo.admin, instance=Instance.objects.get(pk=instance.pk))
+        services.instance_act(user=demo.admin, instance=Instance.objects.get(pk=instance.pk), operation="reboot")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("REBOOTING", "rebooting")
     assert list(instance.actions.filter(status=ActionStatus.PENDING).values_list("action", flat=True)) == ["reboot"]
@@ -136,15 +138,15 @@ def test_action_claim_is_atomic(demo, launched):
 def test_actions_run_to_their_end_state(demo, launched, run_tasks):
     instance = launched()
     with run_tasks():
-        services.instance_stop(user=demo.alice, instance=instance)
+        services.instance_act(user=demo.alice, instance=instance, operation="stop")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("STOPPED", "")
     with run_tasks():
-        services.instance_start(user=demo.alice, instance=instance)
+        services.instance_act(user=demo.alice, instance=instance, operation="start")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("ACTIVE", "")
     with run_tasks():
-        services.instance_terminate(user=demo.alice, instance=instance)
+        services.instance_act(user=demo.alice, instance=instance, operation="terminate")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("DELETED", "")
     assert instance.deleted_at is not None
@@ -186,7 +188,7 @@ def test_terminate_of_a_launch_that_never_recorded_its_server_deletes_it(demo, r
     Instance.objects.filter(pk=instance.pk).update(backend_id="")
     instance.refresh_from_db()
     with run_tasks():
-        services.instance_terminate(user=demo.alice, instance=instance)
+        services.instance_act(user=demo.alice, instance=instance, operation="terminate")
     instance.refresh_from_db()
     assert instance.status == "DELETED"
     assert not SimServer.objects.exists()
@@ -207,7 +209,7 @@ def test_action_on_a_vanished_server_ends_in_error(demo, launched, run_tasks):
     instance = launched()
     SimServer.objects.all().delete()
     with run_tasks():
-        services.instance_reboot(user=demo.alice, instance=instance)
+        services.instance_act(user=demo.alice, instance=instance, operation="reboot")
     instance.refresh_from_db()
     assert (instance.status, instance.task_state) == ("ERROR", "")
     assert "vanished" in instance.fault
@@ -305,7 +307,7 @@ def test_reconcile_syncs_status_drift(demo, launched):
 
 def test_reconcile_leaves_instances_with_an_action_in_progress_alone(demo, launched):
     instance = launched()
-    services.instance_reboot(user=demo.alice, instance=instance)  # pending: the action owns the row
+    services.instance_act(user=demo.alice, instance=instance, operation="reboot")  # pending: the action owns the row
     SimServer.objects.filter(instance_uuid=instance.pk).update(status="SHUTOFF")
     [run] = services.instances_reconcile()
     instance.refresh_from_db()
@@ -375,10 +377,33 @@ def test_only_one_of_parallel_actions_claims_the_instance(demo):
 
     def reboot(i: int):
         user = get_user_model().objects.get(pk=alice_id)
-        return services.instance_reboot(user=user, instance=Instance.objects.get(pk=instance.pk))
+        return services.instance_act(user=user, instance=Instance.objects.get(pk=instance.pk), operation="reboot")
 
     results = _in_parallel(6, reboot)
     won = [r for r in results if isinstance(r, InstanceAction)]
     lost = [r for r in results if isinstance(r, Conflict)]
     assert (len(won), len(lost)) == (1, 5), results
     assert instance.actions.filter(action="reboot").count() == 1
+
+
+def test_drift_compare_is_pure(demo, django_assert_num_queries):
+    """The comparison reads no database and calls no backend: rows and servers in, drift out."""
+
+    def row(**kwargs):
+        return Instance(category=demo.categories["standard"], project=demo.acme, backend="sim", **kwargs)
+
+    stopped = row(status="ACTIVE", backend_id="s1")
+    gone = row(status="ACTIVE", backend_id="s2")
+    busy = row(status="ACTIVE", backend_id="s3", task_state="rebooting")
+    same = row(status="ACTIVE", backend_id="s4")
+    servers = [
+        ServerInfo(backend_id="s1", instance_id=str(stopped.pk), status=ServerStatus.STOPPED),
+        ServerInfo(backend_id="s4", instance_id=str(same.pk), status=ServerStatus.ACTIVE),
+        ServerInfo(backend_id="s9", instance_id="5f0c7f8e-0000-4000-8000-000000000000", status=ServerStatus.ACTIVE),
+    ]
+    with django_assert_num_queries(0):
+        drift = services.drift_compare(backend="sim", rows=[stopped, gone, busy, same], servers=servers)
+    assert [(i.pk, e.event) for i, e in drift.changes] == [(stopped.pk, "status_synced"), (gone.pk, "vanished")]
+    assert (stopped.status, gone.status, busy.status) == ("STOPPED", "ERROR", "ACTIVE")
+    assert [o["backend_id"] for o in drift.orphans] == ["s9"]
+    assert drift.checked == 4

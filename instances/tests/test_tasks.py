@@ -63,7 +63,7 @@ def test_redelivered_task_of_a_finished_action_changes_nothing(demo, api, run_ta
     instance = _launch(api, demo.alice, run_tasks)
     assert instance.status == "ACTIVE"
     action = InstanceAction.objects.get(instance=instance)
-    tasks.launch.apply(args=[str(action.pk)])  # a duplicate delivery
+    tasks.run_action.apply(args=[str(action.pk)])  # a duplicate delivery
     instance.refresh_from_db()
     assert instance.status == "ACTIVE"
     assert InstanceAction.objects.get(pk=action.pk).attempts == action.attempts

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from instances.models import Instance, SimServer
+from instances.drivers.sim.models import SimServer
+from instances.models import Instance
 
 CONSOLE_PAGES = [
     "/console/",
@@ -244,3 +245,26 @@ def test_forms_are_csrf_protected(demo, appliance):
     client.force_login(demo.alice)
     assert client.post(f"/instances/{appliance.pk}/reboot/").status_code == 403
     assert client.post("/launch/", {"name": "x"}).status_code == 403
+
+
+def test_row_columns_follow_who_asks_not_the_request(demo, web, appliance):
+    """A member asking for the console's columns still gets the portal's: no host, no project."""
+    member = web(demo.alice).get(f"/instances/{appliance.pk}/row/?columns=console").content.decode()
+    admin = web(demo.admin).get(f"/instances/{appliance.pk}/row/?columns=portal").content.decode()
+    assert appliance.host and appliance.host not in member
+    assert member.count("<td") < admin.count("<td")
+    assert appliance.host in admin and "acme" in admin
+    posted = web(demo.alice).post(f"/instances/{appliance.pk}/reboot/", {"columns": "console"}, HTTP_HX_REQUEST="true")
+    assert appliance.host not in posted.content.decode()
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
+def test_next_must_stay_on_this_site(demo, web, appliance, target):
+    client = web(demo.alice)
+    response = client.post(f"/instances/{appliance.pk}/reboot/", {"next": target})
+    assert response.status_code == 302
+    assert response["Location"] == f"/portal/appliances/{appliance.pk}/"
+    response = client.post("/project/", {"project": "acme", "next": target})
+    assert response["Location"] == "/"
+    response = client.post("/project/", {"project": "acme", "next": "/portal/appliances/"})
+    assert response["Location"] == "/portal/appliances/"

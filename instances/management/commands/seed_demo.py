@@ -9,10 +9,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from categories import services as catalog
-from categories.models import Flavor, Image, InstanceCategory, Volume
+from categories.models import Flavor, Image, InstanceCategory
 from instances import services
-from instances.drivers.base import DriverError
-from instances.drivers.registry import enabled_backends, get_driver
+from instances.drivers.registry import enabled_backends
 from tenancy import services as tenancy
 from tenancy.choices import Role
 
@@ -131,11 +130,9 @@ class Command(BaseCommand):
         """With an engine that answers, the demo's cache and vsa run as containers on it."""
         if "docker" not in enabled_backends():
             return False
-        try:
-            get_driver("docker").list_servers()
-        except DriverError as exc:
+        if problem := services.backend_problem(backend="docker"):
             self.stdout.write(
-                f"Notice: the Docker engine does not answer ({exc}); cache and vsa run on the simulated cloud."
+                f"Notice: the Docker engine does not answer ({problem}); cache and vsa run on the simulated cloud."
             )
             return False
         self.stdout.write("Docker answers: the demo's cache and vsa categories run as containers on it.")
@@ -165,19 +162,16 @@ class Command(BaseCommand):
             if moved:
                 kind = "container"
             images[name] = Image.objects.filter(name=name).first() or catalog.image_create(
-                user=admin, name=name, kind=kind, backend_id=backend_id
+                user=admin, name=name, kind=kind, backend_id=backend_id, tags=tags
             )
-            if tags and images[name].tags != tags:
-                images[name].tags = tags
-                images[name].save(update_fields=["tags"])
         standard = categories["standard"]
         if standard.default_flavor is None:
             catalog.category_update(
                 user=admin,
                 category=standard,
                 data={"default_flavor": flavors["m1.small"], "default_image": images["debian-12"]},
+                allowed_flavors=flavors.values(),
             )
-            standard.allowed_flavors.set(flavors.values())
         for spec in CATEGORIES:
             if spec["slug"] in categories:
                 continue
@@ -190,11 +184,15 @@ class Command(BaseCommand):
             categories[spec["slug"]] = catalog.category_create(
                 user=admin, data=data, allowed_flavors=[flavors[f] for f in spec["flavors"]]
             )
-        for name, _kind, slugs, _tags in IMAGES:
-            images[name].categories.set([categories[s] for s in slugs])
-        for project in ("acme", "globex"):
-            volume, created = Volume.objects.get_or_create(
-                name=f"{project}-vsa-data", defaults={"size_gb": 100, "project": projects[project]}
+        for name, _kind, slugs, tags in IMAGES:
+            catalog.image_update(
+                user=admin, image=images[name], tags=tags or None, categories=[categories[s] for s in slugs]
             )
-            if created:
-                volume.categories.set([categories["vsa"]])
+        for project in ("acme", "globex"):
+            catalog.volume_ensure(
+                user=admin,
+                name=f"{project}-vsa-data",
+                size_gb=100,
+                project=projects[project],
+                categories=[categories["vsa"]],
+            )

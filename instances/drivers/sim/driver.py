@@ -28,8 +28,8 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from ..models import SimServer
-from .base import BackendUnavailable, ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+from ..base import BackendUnavailable, ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+from .models import SimServer
 
 _STATUS = {
     "BUILD": ServerStatus.BUILDING,

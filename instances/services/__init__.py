@@ -1,0 +1,29 @@
+"""Every rule about instances, one concern a module:
+
+- ``lifecycle``: the request side — launch, and the verbs of the operation table;
+- ``execution``: the worker side — running an action step by step against its backend;
+- ``reconcile``: comparing rows with what the backends report, and applying the drift;
+- ``catalog``: mirroring what the backends offer;
+- ``records``: the actions and events every one of them writes.
+
+Every caller (REST API, web pages, Celery tasks, management commands) goes
+through these functions; none repeats a rule. The names below are the public ones.
+"""
+
+from .catalog import backend_problem, catalog_sync
+from .execution import action_fail, action_step, actions_expire
+from .lifecycle import instance_act, instance_launch
+from .reconcile import drift_apply, drift_compare, instances_reconcile
+
+__all__ = [
+    "action_fail",
+    "action_step",
+    "actions_expire",
+    "backend_problem",
+    "catalog_sync",
+    "drift_apply",
+    "drift_compare",
+    "instance_act",
+    "instance_launch",
+    "instances_reconcile",
+]

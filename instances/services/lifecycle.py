@@ -1,0 +1,182 @@
+"""The request side: launch, and every verb of the operation table on an instance.
+
+Each function validates, writes the instance and its action in one transaction,
+and enqueues the work on commit; it returns at once (the API answers 202). The
+worker side is ``execution``.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from categories.choices import Kind
+from categories.models import Flavor, Image, InstanceCategory
+from categories.selectors import category_default_image, image_refusal
+from categories.services import category_standard
+from tenancy import policy
+from tenancy.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, require
+from tenancy.models import Project
+
+from .. import operations
+from ..drivers.registry import backend_refusal, default_backend, get_driver
+from ..models import Instance, InstanceAction
+from ..operations import ActionType
+from .records import action_open, conf
+
+NAME_MAX_LENGTH = 240
+
+
+def _resolve_project(user, project: Project | None) -> Project:
+    if project is not None:
+        return project
+    if policy.is_provider_admin(user):
+        raise InvalidInput("A provider admin must name the project to launch into.", field="project")
+    require(policy.can_launch_somewhere(user))
+    member_of = policy.member_project_ids(user)
+    if len(member_of) == 1:
+        return Project.objects.get(pk=member_of[0])
+    raise InvalidInput("You are a member of several projects; name one.", field="project")
+
+
+def _resolve_category(category: InstanceCategory | None) -> InstanceCategory:
+    if category is None:
+        category = category_standard()
+    if not category.is_active:
+        raise InvalidInput(f"Category '{category.slug}' is inactive and launches nothing.", field="category")
+    return category
+
+
+def _resolve_flavor(category: InstanceCategory, flavor: Flavor | None) -> Flavor | None:
+    if flavor is None:
+        flavor = category.default_flavor
+        if flavor is None:
+            if category.kind == Kind.CONTAINER:
+                return None
+            raise InvalidInput(f"Category '{category.slug}' has no default flavor; name one.", field="flavor")
+    if problem := category.flavor_refusal(flavor):
+        raise InvalidInput(problem, field="flavor")
+    return flavor
+
+
+def _resolve_image(category: InstanceCategory, image: Image | None, flavor: Flavor | None) -> Image:
+    if image is None:
+        image = category_default_image(category)
+        if image is None:
+            raise InvalidInput(f"Category '{category.slug}' has no default image; name one.", field="image")
+    if problem := image_refusal(category, image):
+        raise InvalidInput(problem, field="image")
+    if flavor is not None and (flavor.ram_mb < image.min_ram_mb or flavor.disk_gb < image.min_disk_gb):
+        raise InvalidInput(f"Flavor '{flavor.name}' is too small for image '{image.name}'.", field="flavor")
+    return image
+
+
+def _check_quota(*, project: Project, category: InstanceCategory, count: int) -> None:
+    """Holds under parallel launches: the project row is locked until commit (on
+    SQLite the IMMEDIATE transaction holds the database's write lock)."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    if category.max_instances is None:
+        return
+    used = Instance.objects.live().filter(project=project, category=category).count()
+    if used + count > category.max_instances:
+        raise QuotaExceeded(
+            f"Quota exceeded: project '{project.slug}' may hold {category.max_instances} instance(s) "
+            f"of category '{category.slug}'; {used} in use, {count} requested.",
+            field="count",
+        )
+
+
+@transaction.atomic
+def instance_launch(
+    *,
+    user,
+    name: str,
+    project: Project | None = None,
+    category: InstanceCategory | None = None,
+    flavor: Flavor | None = None,
+    image: Image | None = None,
+    count: int = 1,
+) -> list[Instance]:
+    """Launch ``count`` instances of ``category`` (``standard`` when omitted).
+
+    Fills in the category's default flavor and image, checks the allowed
+    flavors, minimums, quota and policy, writes BUILDING instances with their
+    launch actions, and enqueues the work on commit.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A name is required.", field="name")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidInput(f"The name is longer than {NAME_MAX_LENGTH} characters.", field="name")
+    max_count = conf("MAX_LAUNCH_COUNT")
+    if not isinstance(count, int) or not 1 <= count <= max_count:
+        raise InvalidInput(f"Count must be between 1 and {max_count}.", field="count")
+    project = _resolve_project(user, project)
+    category = category or category_standard()
+    verdict = policy.can_launch(user, category=category, project=project)
+    if verdict.denial == policy.Denial.NOT_FOUND:
+        # An unknown project or category reads like bad input, and the same whether it exists or is hidden.
+        raise InvalidInput(f"Unknown {verdict.field}.", field=verdict.field)
+    require(verdict)
+    category = _resolve_category(category)
+    backend = category.backend or default_backend()
+    if problem := backend_refusal(backend) or get_driver(backend).supports(category.kind):
+        raise InvalidInput(problem, field="category")
+    flavor = _resolve_flavor(category, flavor)
+    image = _resolve_image(category, image, flavor)
+    _check_quota(project=project, category=category, count=count)
+
+    launch = operations.get(ActionType.LAUNCH)
+    created = []
+    for n in range(1, count + 1):
+        instance = Instance(
+            name=name if count == 1 else f"{name}-{n}",
+            category=category,
+            project=project,
+            flavor=flavor,
+            image=image,
+            status=launch.transitional_status,
+            task_state=launch.task_state,
+            backend=backend,
+            availability_zone=category.availability_zone,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+        )
+        instance.metadata = {
+            **category.extra_metadata,
+            "adminvms_instance": str(instance.pk),
+            "adminvms_category": category.slug,
+            "adminvms_project": project.slug,
+        }
+        instance.save()
+        action_open(instance=instance, user=user, action=launch.name)
+        created.append(instance)
+    return created
+
+
+@transaction.atomic
+def instance_act(*, user, instance: Instance, operation: str, params=None) -> InstanceAction:
+    """Run a verb of the operation table (reboot, stop, start, terminate…) on ``instance``.
+
+    Checks policy and state, then claims the instance atomically: of two
+    concurrent requests exactly one wins, the other gets 409. ``params`` may hold
+    the operation's flags (a request body, a form's data); the row keeps only
+    those it declares. The instance shows the row's task state (and
+    transitional status) until the worker finishes.
+    """
+    try:
+        row = operations.get(operation)
+    except KeyError:
+        raise NotFound(f"No such operation '{operation}'.") from None
+    if not row.runs_action or row.creates:
+        raise InvalidInput(f"'{operation}' is not an action on an existing instance.", field="action")
+    require(policy.can(user, row.name, instance))
+    changes = {"task_state": row.task_state, "updated_at": timezone.now()}
+    if row.transitional_status:
+        changes["status"] = row.transitional_status
+    claimed = Instance.objects.filter(pk=instance.pk, task_state="", status__in=row.start_from).update(**changes)
+    if not claimed:
+        instance.refresh_from_db()
+        raise Conflict(instance.lifecycle_refusal(row.name))
+    for key, value in changes.items():
+        setattr(instance, key, value)
+    return action_open(instance=instance, user=user, action=row.name, params=row.clean_params(params))
