@@ -1,0 +1,61 @@
+"""The operation table: every layer reads its rows, so adding an operation is one row plus its driver method."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+from categories.choices import Operation as GrantedOperation
+from categories.models import InstanceCategory
+from instances import operations, selectors
+from instances.api.serializers import ActionRequestSerializer
+from instances.drivers.base import ComputeDriver
+from instances.models import InstanceAction
+from tests.factories import InstanceFactory
+
+
+@pytest.mark.parametrize("row", operations.ACTIONS, ids=lambda r: r.name)
+def test_every_action_calls_a_method_of_the_driver_interface(row):
+    method = getattr(ComputeDriver, row.driver_call)
+    params = inspect.signature(method).parameters
+    assert all(flag in params for flag in row.params), (row.name, row.params)
+
+
+def test_the_vocabularies_come_from_the_table():
+    assert [v for v, _ in InstanceAction._meta.get_field("action").choices] == [op.name for op in operations.ACTIONS]
+    assert GrantedOperation.values == [op.name for op in operations.TABLE if op.grantable]
+    choices = InstanceCategory._meta.get_field("user_operations")
+    assert choices  # user_operations is validated against the granted vocabulary in clean()
+    assert set(ActionRequestSerializer().fields["action"].choices) == {"reboot", "stop", "start"}
+    assert "hard" in ActionRequestSerializer().fields
+
+
+def test_flags_are_read_in_one_place():
+    reboot = operations.get("reboot")
+    assert reboot.clean_params({"hard": "1", "columns": "console"}) == {"hard": True}
+    assert reboot.clean_params({"hard": True}) == {"hard": True}
+    assert reboot.clean_params({"hard": "false"}) == {"hard": False}
+    assert reboot.clean_params(None) == {"hard": False}
+    assert operations.get("stop").clean_params({"hard": True}) == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "task_state", "expected"),
+    [
+        ("ACTIVE", "", ["reboot", "stop", "terminate", "appliance_gui"]),
+        ("STOPPED", "", ["start", "terminate"]),
+        ("ERROR", "", ["terminate"]),
+        ("REBOOTING", "rebooting", []),
+        ("DELETED", "", []),
+    ],
+)
+def test_allowed_operations_follow_the_start_states(demo, status, task_state, expected):
+    instance = InstanceFactory(
+        category=demo.categories["vsa"],
+        project=demo.acme,
+        status=status,
+        task_state=task_state,
+        management_endpoint="172.16.0.9:8080",
+    )
+    assert selectors.allowed_operations(demo.admin, instance) == expected
