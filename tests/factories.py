@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from categories.models import Flavor, Image, InstanceCategory
 from instances.choices import Status
 from instances.models import Instance
-from tenancy.models import Membership, Project
+from tenancy.models import Project
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -25,15 +25,6 @@ class ProjectFactory(factory.django.DjangoModelFactory):
 
     slug = factory.Sequence(lambda n: f"project{n}")
     name = factory.LazyAttribute(lambda o: o.slug.title())
-
-
-class MembershipFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Membership
-
-    user = factory.SubFactory(UserFactory)
-    project = factory.SubFactory(ProjectFactory)
-    role = "member"
 
 
 class FlavorFactory(factory.django.DjangoModelFactory):
