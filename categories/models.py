@@ -108,8 +108,8 @@ class InstanceCategory(models.Model):
             isinstance(k, str) and isinstance(v, str) for k, v in self.extra_metadata.items()
         ):
             errors["extra_metadata"] = "Must be an object whose keys and values are strings."
-        if self.management == Management.PROVIDER and Operation.LAUNCH in (self.user_operations or []):
-            errors["user_operations"] = "Project members cannot launch provider-managed instances."
+        if self.management == Management.PROVIDER and self.user_operations:
+            errors["user_operations"] = "A provider-managed category grants project members no operation."
         if self.gui_port is not None and not 1 <= self.gui_port <= 65535:
             errors["gui_port"] = "Must be a TCP port between 1 and 65535."
         if self.health_check_port is not None and not 1 <= self.health_check_port <= 65535:
@@ -126,6 +126,13 @@ class InstanceCategory(models.Model):
             errors["slug"] = "The built-in category keeps its slug."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def member_operations(self) -> list[str]:
+        """The operations project members may invoke: none for a provider-managed category, whatever is stored."""
+        if self.management == Management.PROVIDER:
+            return []
+        return list(self.user_operations or [])
 
     @property
     def allows_any_flavor(self) -> bool:

@@ -137,7 +137,7 @@ def sees_restricted_view(user, instance_or_category) -> bool:
 def can(user, operation: str, instance) -> Verdict:
     """May ``user`` run ``operation`` (a row of the operation table) on ``instance`` now?
 
-    Members may run what the category grants them (``user_operations``), readers
+    Members may run what the category grants them (``member_operations``), readers
     nothing, provider admins everything; and the instance must be in a state the
     operation starts from, with no other action in progress.
     """
@@ -146,7 +146,7 @@ def can(user, operation: str, instance) -> Verdict:
     if not is_provider_admin(user):
         if role_in(user, instance.project_id) != Role.MEMBER:
             return _deny(Denial.FORBIDDEN, "Readers may only look, not act.")
-        if operation not in (instance.category.user_operations or []):
+        if operation not in instance.category.member_operations:
             return _deny(
                 Denial.FORBIDDEN,
                 f"Category '{instance.category.slug}' does not allow project members to {operation}.",
@@ -170,7 +170,7 @@ def can_launch(user, *, category, project) -> Verdict:
         return _deny(Denial.NOT_FOUND, "No such category.", field="category")
     if role != Role.MEMBER:
         return _deny(Denial.FORBIDDEN, _READERS_DO_NOT_LAUNCH, field="project")
-    if "launch" not in (category.user_operations or []):
+    if "launch" not in category.member_operations:
         return _deny(
             Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.", field="category"
         )
@@ -186,7 +186,7 @@ def can_launch_somewhere(user, category=None) -> Verdict:
         return _deny(Denial.FORBIDDEN, "You are not a member of any project.", field="project")
     if not member_project_ids(user):
         return _deny(Denial.FORBIDDEN, _READERS_DO_NOT_LAUNCH, field="project")
-    if category is not None and not (category_visible(user, category) and "launch" in (category.user_operations or [])):
+    if category is not None and not (category_visible(user, category) and "launch" in category.member_operations):
         return _deny(
             Denial.FORBIDDEN, f"Category '{category.slug}' does not allow project members to launch.", field="category"
         )

@@ -247,6 +247,24 @@ def test_member_cannot_act_on_a_provider_managed_instance(demo, api, launch):
     _ok(api(demo.admin).post(f"{url}action/", {"action": "reboot"}, format="json"), 202)
 
 
+def test_a_provider_category_grants_members_nothing(demo, api, launch):
+    """The attack: an operator grants members reboot and terminate on the provider's lb; alice terminates one."""
+    lb = launch(demo.admin, name="lb-1", category="lb", project="acme")
+    refused = _error(
+        api(demo.admin).patch("/api/v1/categories/lb/", {"user_operations": ["reboot", "terminate"]}, format="json"),
+        400,
+        "user_operations",
+    )
+    assert "grants project members no operation" in str(refused)
+    # Even a grant stored before the rule (or behind the services' back) gives members nothing.
+    InstanceCategory.objects.filter(slug="lb").update(user_operations=["reboot", "terminate"])
+    client = api(demo.alice)
+    assert _ok(client.get(f"{INSTANCES}{lb.pk}/"))["allowed_operations"] == []
+    _error(client.delete(f"{INSTANCES}{lb.pk}/"), 403, "detail")
+    lb.refresh_from_db()
+    assert (lb.status, lb.task_state) == ("ACTIVE", "")
+
+
 def test_reader_cannot_act_at_all(demo, api, launch):
     instance = launch(demo.alice, name="web")
     client = api(demo.rita)
