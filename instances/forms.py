@@ -10,9 +10,11 @@ from categories.selectors import category_default_image
 from tenancy import policy
 from tenancy.models import Project
 
+from .models import NAME_MAX_LENGTH
+
 
 class LaunchForm(forms.Form):
-    name = forms.CharField(max_length=240)
+    name = forms.CharField(max_length=NAME_MAX_LENGTH)
     project = forms.ModelChoiceField(queryset=Project.objects.none(), to_field_name="slug")
     category = forms.ModelChoiceField(queryset=InstanceCategory.objects.none(), to_field_name="slug")
     flavor = forms.ModelChoiceField(

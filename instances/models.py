@@ -10,6 +10,10 @@ from . import operations
 from .choices import ActionStatus, Status, TaskState
 from .operations import ActionType
 
+# Backends derive names from an instance's name: Neutron's port "adminvms-<name>-management"
+# must stay within 255 characters, with room for the "-<n>" of a launch of several.
+NAME_MAX_LENGTH = 200
+
 
 class InstanceQuerySet(models.QuerySet):
     def visible_to(self, user):

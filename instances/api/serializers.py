@@ -9,7 +9,7 @@ from adminvms_dashboard.api import SlugRelatedField
 from categories.models import Flavor, Image, InstanceCategory
 from instances import operations
 from instances.drivers.registry import is_simulated
-from instances.models import Instance, InstanceEvent
+from instances.models import NAME_MAX_LENGTH, Instance, InstanceEvent
 from instances.presentation import present_instance
 from instances.selectors import allowed_operations
 from tenancy import policy
@@ -81,7 +81,7 @@ class VisibleSlugField(SlugRelatedField):
 
 
 class LaunchSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=240)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH)
     category = VisibleSlugField(
         lambda user: InstanceCategory.objects.visible_to(user),
         slug_field="slug",

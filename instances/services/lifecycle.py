@@ -20,11 +20,9 @@ from tenancy.models import Project
 
 from .. import operations
 from ..drivers.registry import backend_refusal, default_backend, get_driver
-from ..models import Instance, InstanceAction
+from ..models import NAME_MAX_LENGTH, Instance, InstanceAction
 from ..operations import ActionType
 from .records import action_open, conf
-
-NAME_MAX_LENGTH = 240
 
 
 def _resolve_project(user, project: Project | None) -> Project:
@@ -108,6 +106,9 @@ def instance_launch(
         raise InvalidInput("A name is required.", field="name")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput(f"The name is longer than {NAME_MAX_LENGTH} characters.", field="name")
+    if not all(ch == " " or (ch.isprintable() and not ch.isspace()) for ch in name):
+        # Nova and Neutron refuse control characters, and a tab or line break in a name misleads every listing.
+        raise InvalidInput("The name may hold letters, digits, punctuation and spaces only.", field="name")
     max_count = conf("MAX_LAUNCH_COUNT")
     if not isinstance(count, int) or not 1 <= count <= max_count:
         raise InvalidInput(f"Count must be between 1 and {max_count}.", field="count")

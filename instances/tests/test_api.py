@@ -706,3 +706,14 @@ def test_instances_cannot_be_edited(demo, api, method):
     assert response.status_code == 405
     instance.refresh_from_db()
     assert instance.name == "web"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["x" * 201, "web\n1", "tab\there", "bell\x07", "zero\u200bwidth"],
+    ids=["longer-than-a-port-name-allows", "newline", "tab", "control", "format-char"],
+)
+def test_a_name_no_backend_takes_is_400_at_the_request(demo, api, name):
+    """Not an ERROR later at Neutron ("adminvms-<name>-management" is at most 255) or Nova."""
+    _error(api(demo.alice).post(INSTANCES, {"name": name}, format="json"), 400, "name")
+    assert not Instance.objects.exists()
