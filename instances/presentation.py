@@ -15,8 +15,12 @@ from tenancy import policy
 
 from . import operations
 from .choices import ActionStatus, Status, TaskState
-from .models import Instance, InstanceAction
+from .models import Instance, InstanceAction, InstanceEvent
 from .selectors import open_actions
+
+# What a member reads instead of a backend's error text (rule 9); the text itself stays
+# with provider admins, in the console and in the log.
+PLAIN_FAULT = "The instance ran into an error; the provider has been told."
 
 # Never shown to members for appliance and provider categories (rule 2).
 RESTRICTED_FIELDS = frozenset({"backend_id", "host", "management_endpoint", "metadata", "availability_zone"})
@@ -28,6 +32,8 @@ def present_instance(data: dict, *, user, instance: Instance) -> dict:
     The one place that chooses the restricted field set: the REST API and the
     web pages both pass their data through it.
     """
+    if "fault" in data:
+        data["fault"] = shown_fault(user, data["fault"])
     if not policy.sees_restricted_view(user, instance):
         data["restricted"] = False
         return data
@@ -38,9 +44,37 @@ def present_instance(data: dict, *, user, instance: Instance) -> dict:
     return data
 
 
+def shown_fault(user, fault: str) -> str:
+    """The fault as ``user`` reads it: the backend's text for provider admins, a plain sentence for others."""
+    return fault if not fault or policy.sees_backend_errors(user) else PLAIN_FAULT
+
+
+def shown_event_message(user, event: InstanceEvent) -> str:
+    """An event's message as ``user`` reads it: errors carry backend texts, which only provider admins read."""
+    if event.result == InstanceEvent.Result.ERROR and not policy.sees_backend_errors(user):
+        return PLAIN_FAULT
+    return event.message
+
+
+def timeline(user, events) -> list[dict]:
+    """The events of an instance's timeline, with the messages ``user`` may read."""
+    return [
+        {
+            "result": e.result,
+            "event": e.event,
+            "message": shown_event_message(user, e),
+            "created_at": e.created_at,
+            "action": e.action.action if e.action else "",
+            "requested_by": e.action.requested_by.username if e.action and e.action.requested_by else "",
+        }
+        for e in events
+    ]
+
+
 def instance_detail(user, instance: Instance) -> dict:
     """The fields of the detail pages, restricted like the API's."""
     data = {
+        "fault": instance.fault,
         "backend": instance.backend,
         "backend_id": instance.backend_id,
         "host": instance.host,
@@ -102,6 +136,7 @@ def instance_row(user, instance: Instance, action: InstanceAction | None = None,
         "progress": launch_progress(instance, action),
         "poll": instance.is_transitional,
         "url": detail_url(user, instance),
+        "fault": shown_fault(user, instance.fault),
         "error": error,
     }
 

@@ -106,12 +106,16 @@ def instance_action(request, instance_id, op):
 def instance_timeline(request, instance_id):
     """The event timeline of an instance (a fragment; polled while it changes)."""
     instance = _get_visible(request, instance_id)
-    return render(request, "instances/_timeline.html", _timeline_context(instance))
+    return render(request, "instances/_timeline.html", _timeline_context(request, instance))
 
 
-def _timeline_context(instance: Instance) -> dict:
+def _timeline_context(request, instance: Instance) -> dict:
     events = instance.events.select_related("action__requested_by").order_by("-created_at", "-id")[:50]
-    return {"instance": instance, "events": events, "poll": instance.is_transitional}
+    return {
+        "instance": instance,
+        "events": presentation.timeline(request.user, events),
+        "poll": instance.is_transitional,
+    }
 
 
 # --- launch ---------------------------------------------------------------------------------
@@ -203,7 +207,7 @@ def _detail_context(request, instance) -> dict:
         "instance": instance,
         "fields": presentation.instance_detail(request.user, instance),
         "columns": presentation.columns_for(request.user),
-        **_timeline_context(instance),
+        **_timeline_context(request, instance),
     }
 
 

@@ -124,6 +124,11 @@ def can_view(user, instance) -> Verdict:
     return ALLOW
 
 
+def sees_backend_errors(user) -> bool:
+    """Backend errors (driver texts with ids, hosts and URLs) stay with provider admins (rule 9)."""
+    return is_provider_admin(user)
+
+
 def sees_restricted_view(user, instance_or_category) -> bool:
     """Members see appliance and provider instances without backend ids, hosts,
     management addresses or raw metadata."""

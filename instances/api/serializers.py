@@ -10,7 +10,7 @@ from categories.models import Flavor, Image, InstanceCategory
 from instances import operations
 from instances.drivers.registry import is_simulated
 from instances.models import NAME_MAX_LENGTH, Instance, InstanceEvent
-from instances.presentation import present_instance
+from instances.presentation import present_instance, shown_event_message
 from instances.selectors import allowed_operations
 from tenancy import policy
 from tenancy.models import Project
@@ -144,3 +144,8 @@ class EventSerializer(serializers.ModelSerializer):
             "message",
             "created_at",
         ]
+
+    def to_representation(self, event):
+        data = super().to_representation(event)
+        data["message"] = shown_event_message(self.context["request"].user, event)
+        return data

@@ -94,4 +94,4 @@ class InstanceViewSet(
         instance = self.get_object()
         events = instance.events.select_related("action__requested_by").order_by("created_at", "id")
         page = self.paginate_queryset(events)
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        return self.get_paginated_response(EventSerializer(page, many=True, context={"request": request}).data)

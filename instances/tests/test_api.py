@@ -496,12 +496,15 @@ def test_fail_boot_image_ends_in_error_with_a_fault(demo, api, launch):
     body = _ok(client.get(f"{INSTANCES}{instance.pk}/"))
     assert body["status"] == "ERROR"
     assert body["task_state"] == ""
-    assert "fail-boot" in body["fault"]
+    assert body["fault"] == "The instance ran into an error; the provider has been told."
     assert body["allowed_operations"] == ["terminate"]
     events = _ok(client.get(f"{INSTANCES}{instance.pk}/events/"))["results"]
     assert events[-1]["event"] == "failed"
     assert events[-1]["result"] == "error"
     assert events[-1]["action_status"] == "failed"
+    # The backend's own text is the provider admin's to read.
+    assert "fail-boot" in _ok(api(demo.admin).get(f"{INSTANCES}{instance.pk}/"))["fault"]
+    assert "fail-boot" in _ok(api(demo.admin).get(f"{INSTANCES}{instance.pk}/events/"))["results"][-1]["message"]
 
 
 # --- authentication and tenancy ----------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from instances import services
 from instances.drivers.sim.models import SimServer
 from instances.models import Instance
 
@@ -268,3 +269,24 @@ def test_next_must_stay_on_this_site(demo, web, appliance, target):
     assert response["Location"] == "/"
     response = client.post("/project/", {"project": "acme", "next": "/portal/appliances/"})
     assert response["Location"] == "/portal/appliances/"
+
+
+def test_members_read_a_plain_fault_admins_the_backends_text(demo, web, api, appliance):
+    """A backend's error text carries server ids and hosts: members of the project read a plain sentence."""
+    raw = f"Disk of server {appliance.backend_id} on sim-host-1 failed (http://10.9.8.7:2375/v1.45/containers)"
+    SimServer.objects.filter(instance_uuid=appliance.pk).update(status="ERROR", fault=raw)
+    services.instances_reconcile(backends=["sim"])
+    appliance.refresh_from_db()
+    assert (appliance.status, appliance.fault) == ("ERROR", raw)
+    member_views = [
+        web(demo.alice).get(f"/portal/appliances/{appliance.pk}/").content.decode(),
+        web(demo.alice).get("/portal/appliances/").content.decode(),
+        web(demo.alice).get(f"/instances/{appliance.pk}/row/").content.decode(),
+        web(demo.alice).get(f"/instances/{appliance.pk}/timeline/").content.decode(),
+        api(demo.alice).get(f"/api/v1/instances/{appliance.pk}/").content.decode(),
+        api(demo.alice).get(f"/api/v1/instances/{appliance.pk}/events/").content.decode(),
+    ]
+    for body in member_views:
+        assert "sim-host-1" not in body and "10.9.8.7" not in body and appliance.backend_id not in body
+    assert "the provider has been told" in member_views[0]
+    assert raw in web(demo.admin).get(f"/console/instances/{appliance.pk}/").content.decode()
