@@ -261,6 +261,9 @@ ADMINVMS = {
     "DOCKER_STOP_TIMEOUT": env_float("ADMINVMS_DOCKER_STOP_TIMEOUT", 10),
     "DOCKER_API_TIMEOUT": env_float("ADMINVMS_DOCKER_API_TIMEOUT", 30),
     "DOCKER_RESTART_POLICY": env("ADMINVMS_DOCKER_RESTART_POLICY", "unless-stopped"),
+    # Only images whose reference starts with one of these (a registry host, a namespace) run
+    # containers: the provider's own, never whatever else the engine holds.
+    "DOCKER_IMAGE_PREFIXES": env_list("ADMINVMS_DOCKER_IMAGE_PREFIXES", "adminvms/"),
     # The appliance GUI proxy only reaches management endpoints inside these networks.
     "GUI_ALLOWED_NETWORKS": env_list("ADMINVMS_GUI_ALLOWED_NETWORKS", "127.0.0.0/8"),
 }

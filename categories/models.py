@@ -203,6 +203,11 @@ class Image(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def reference(self) -> str:
+        """What the backend knows the image by: its backend id, else its name."""
+        return self.backend_id or self.name
+
 
 class Volume(models.Model):
     """A block volume, mirrored from the backend, optionally owned by a project."""

@@ -153,6 +153,10 @@ class ComputeDriver(abc.ABC):
     def list_servers(self) -> list[ServerInfo]:
         """Every server stamped by us, in bulk (reconcile): calls grow with pages, not servers."""
 
+    def image_refusal(self, reference: str) -> str:
+        """Why this backend will not run image ``reference`` for the provider, or an empty string."""
+        return ""
+
     def supports(self, kind: str) -> str:
         """Why this backend cannot run ``kind``, or an empty string."""
         return "" if kind in self.kinds else f"Backend '{self.name}' cannot run {kind}s."

@@ -381,11 +381,22 @@ class DockerDriver(ComputeDriver):
                 raise BackendUnavailable(f"{exc} (changed while it was being made; try again)") from exc
             raise
 
+    def image_refusal(self, reference: str) -> str:
+        prefixes = list(_conf("DOCKER_IMAGE_PREFIXES", ["adminvms/"]))
+        if any(reference.startswith(prefix) for prefix in prefixes):
+            return ""
+        return (
+            f"Image '{reference}' is not one of the provider's: container images must start with "
+            f"{' or '.join(repr(p) for p in prefixes) or '(no prefix is configured)'} (ADMINVMS_DOCKER_IMAGE_PREFIXES)."
+        )
+
     def _create(self, spec: ServerSpec) -> ServerInfo:
         if refusal := self.supports(spec.kind):
             raise DriverError(refusal)
         if not spec.image:
             raise DriverError("No image given: a container needs a Docker image reference.")
+        if refusal := self.image_refusal(spec.image):
+            raise DriverError(refusal)
         networks = self._networks(spec)
         if existing := self._summaries(**{LABEL_INSTANCE: spec.instance_id}):
             return self._converge(existing[0], networks)

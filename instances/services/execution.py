@@ -37,7 +37,7 @@ def _spec(instance: Instance) -> ServerSpec:
         flavor=FlavorSpec(flavor.name, flavor.vcpus, flavor.ram_mb, flavor.disk_gb, flavor.backend_id)
         if flavor
         else None,
-        image=(image.backend_id or image.name) if image else "",
+        image=image.reference if image else "",
         image_name=image.name if image else "",
         network_placement=category.network_placement,
         availability_zone=instance.availability_zone,

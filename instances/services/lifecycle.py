@@ -57,12 +57,12 @@ def _resolve_flavor(category: InstanceCategory, flavor: Flavor | None) -> Flavor
     return flavor
 
 
-def _resolve_image(category: InstanceCategory, image: Image | None, flavor: Flavor | None) -> Image:
+def _resolve_image(category: InstanceCategory, image: Image | None, flavor: Flavor | None, driver) -> Image:
     if image is None:
         image = category_default_image(category)
         if image is None:
             raise InvalidInput(f"Category '{category.slug}' has no default image; name one.", field="image")
-    if problem := image_refusal(category, image):
+    if problem := image_refusal(category, image) or driver.image_refusal(image.reference):
         raise InvalidInput(problem, field="image")
     if flavor is not None and (flavor.ram_mb < image.min_ram_mb or flavor.disk_gb < image.min_disk_gb):
         raise InvalidInput(f"Flavor '{flavor.name}' is too small for image '{image.name}'.", field="flavor")
@@ -121,10 +121,13 @@ def instance_launch(
     require(verdict)
     category = _resolve_category(category)
     backend = category.backend or default_backend()
-    if problem := backend_refusal(backend) or get_driver(backend).supports(category.kind):
+    if problem := backend_refusal(backend):
+        raise InvalidInput(problem, field="category")
+    driver = get_driver(backend)
+    if problem := driver.supports(category.kind):
         raise InvalidInput(problem, field="category")
     flavor = _resolve_flavor(category, flavor)
-    image = _resolve_image(category, image, flavor)
+    image = _resolve_image(category, image, flavor, driver)
     _check_quota(project=project, category=category, count=count)
 
     launch = operations.get(ActionType.LAUNCH)
