@@ -13,6 +13,11 @@ Every server carries the tags ``adminvms`` and ``adminvms-instance:<uuid>``
 earlier try made, and reconcile lists ours in one paginated call. Ports carry
 the same tags. The compute microversion is pinned to 2.73: tags at create
 (2.52), server groups with one ``policy`` (2.64), lock with a reason (2.73).
+
+Every connection retries what a client behind a cloud's load balancer must
+(``_RetryingSession``). Settings of the same names in ``clouds.yaml``
+(``connect_retries``, ``<service>_status_code_retries``...) win, except that
+a POST or PATCH is never resent on a status code.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ import threading
 from collections.abc import Iterable
 
 import keystoneauth1.exceptions as ks_exc
+import keystoneauth1.session as ks_session
 import openstack
+import openstack.config
+import openstack.connection
 import openstack.exceptions as os_exc
 from django.conf import settings
 
@@ -61,6 +69,55 @@ _STATUS = {
 }
 
 
+# keystoneauth waits 0.5 s, then 1 s: enough for a connection closed under us, while an API that is really
+# gone costs 1.5 s per call. Longer outages are for the task's retries (1, 2, 4... s), which free the worker.
+CONNECT_RETRIES = 2
+STATUS_CODE_RETRIES = 2
+RETRIABLE_STATUS_CODES = [429, 502, 503, 504]
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+class _RetryingSession(ks_session.Session):
+    """keystoneauth's session with the retries a client of a real cloud needs.
+
+    Connection failures (refused, reset, timed out) are retried for every call,
+    as keystoneauth does with ``connect_retries``: an API server (gunicorn,
+    uWSGI) or a load balancer closes an idle keep-alive connection whenever it
+    likes, and a client that reuses it just then gets "Connection reset by
+    peer" for a request the server never read. (keystoneauth also reports a
+    read timeout as a connect timeout and retries it: a cloud configured with
+    an ``api_timeout`` could see a slow POST sent twice. We set none.)
+
+    Status codes (429, 502-504) are retried only for idempotent methods:
+    keystoneauth's ``status_code_retries`` would resend any method, and a
+    POST that made a server or a port before a proxy answered 502/504 would
+    make a second one. Those fail, and the task retries them through the
+    driver, which finds what an earlier try made by its tags.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("connect_retries", CONNECT_RETRIES)
+        super().__init__(*args, **kwargs)
+
+    def request(self, url, method, *args, **kwargs):
+        if method.upper() in IDEMPOTENT_METHODS:
+            kwargs.setdefault("status_code_retries", STATUS_CODE_RETRIES)
+            kwargs.setdefault("retriable_status_codes", RETRIABLE_STATUS_CODES)
+        else:
+            kwargs["status_code_retries"] = 0
+        return super().request(url, method, *args, **kwargs)
+
+
+def connect(cloud: str | None) -> openstack.connection.Connection:
+    """A connection to ``cloud`` (clouds.yaml, or ``OS_*`` variables when None) through ``_RetryingSession``.
+
+    ``connect_as_project`` reuses its config, so tenants' connections retry alike.
+    """
+    config = openstack.config.OpenStackConfig(session_constructor=_RetryingSession, app_name="adminvms")
+    region = config.get_one(cloud=cloud, compute_api_version=COMPUTE_MICROVERSION)
+    return openstack.connection.Connection(config=region)
+
+
 def _conf() -> dict:
     return settings.ADMINVMS["OPENSTACK"]
 
@@ -89,7 +146,7 @@ class _Translate:
         if isinstance(exc, os_exc.HttpException):
             status = getattr(exc, "status_code", None) or 0
             message = getattr(exc, "details", None) or str(exc)
-            if status >= 500 or status in (502, 503, 504):
+            if status >= 500:
                 raise BackendUnavailable(f"OpenStack answered {status}: {message}") from exc
             raise DriverError(f"OpenStack refused the request ({status}): {message}") from exc
         if isinstance(exc, os_exc.SDKException | ks_exc.ClientException):
@@ -115,11 +172,7 @@ class OpenStackDriver(ComputeDriver):
         with self._lock:
             if self._conn is None:
                 with _Translate():
-                    self._conn = openstack.connect(
-                        cloud=_conf()["CLOUD"] or None,
-                        compute_api_version=COMPUTE_MICROVERSION,
-                        app_name="adminvms",
-                    )
+                    self._conn = connect(_conf()["CLOUD"] or None)
             return self._conn
 
     def _project_id(self, spec: ServerSpec) -> str:
@@ -144,9 +197,8 @@ class OpenStackDriver(ComputeDriver):
         if kind == "vm":
             return ""
         try:
-            with _Translate():
-                has_zun = bool(self.conn.endpoint_for("container"))
-        except (DriverError, Exception):  # no catalog entry, or the cloud is unreachable
+            has_zun = bool(self.conn.endpoint_for("container"))
+        except Exception:  # the cloud is unreachable (no catalog entry answers None)
             has_zun = False
         if not has_zun:
             return "Backend 'openstack' runs no containers here: the cloud has no Zun (container) service."
