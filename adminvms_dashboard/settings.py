@@ -254,6 +254,12 @@ ADMINVMS = {
         "CLOUD": env("OS_CLOUD"),
         "PROJECT_NETWORK": env("ADMINVMS_OS_PROJECT_NETWORK", "{project}-net"),
         "MANAGEMENT_NETWORK": env("ADMINVMS_OS_MANAGEMENT_NETWORK", "management"),
+        # Or the management network's id, when its name is not unique in the service project.
+        "MANAGEMENT_NETWORK_ID": env("ADMINVMS_OS_MANAGEMENT_NETWORK_ID"),
+        # A cloud (clouds.yaml) of the same account with the admin role scoped to a project other
+        # than the service project: locks made there are the admin's, which members of the service
+        # project cannot lift (Nova records "owner" locks for the server's own project).
+        "LOCK_CLOUD": env("ADMINVMS_OS_LOCK_CLOUD"),
     },
     # The docker backend (DOCKER_HOST, default the local socket): where appliance GUI ports are
     # published, how long a stop may take, the API timeout and the containers' restart policy.

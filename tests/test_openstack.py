@@ -50,7 +50,7 @@ def on_openstack(demo, settings, clouds_file):
     settings.ADMINVMS = {
         **settings.ADMINVMS,
         "BACKENDS": ["sim", "openstack"],
-        "OPENSTACK": {**settings.ADMINVMS["OPENSTACK"], "CLOUD": "adminvms-test"},
+        "OPENSTACK": {**settings.ADMINVMS["OPENSTACK"], "CLOUD": "adminvms-test", "LOCK_CLOUD": "adminvms-test-lock"},
     }
     reset()
     for slug in ("standard", "lb", "vsa"):
@@ -70,6 +70,7 @@ def os_worker(workers, clouds_file):
             ADMINVMS_BACKENDS="sim,openstack",
             OS_CLIENT_CONFIG_FILE=clouds_file,
             OS_CLOUD="adminvms-test",
+            ADMINVMS_OS_LOCK_CLOUD="adminvms-test-lock",
             ADMINVMS_POLL_INTERVAL="0.5",
             ADMINVMS_ACTION_TIMEOUT="120",
             **env,
@@ -151,12 +152,20 @@ def test_appliance_lives_in_the_service_project_dual_homed_and_locked(on_opensta
     }
     assert networks == {"acme-net", "management"}
 
-    # Nobody bypasses the dashboard: a non-admin of the service project meets the lock,
+    # Nobody bypasses the dashboard: a non-admin of the service project meets the lock, and cannot lift it
+    # (the lock was made by an admin scoped elsewhere, so Nova records it as the admin's, not the owner's),
     member = _cloud("adminvms-member")
-    with pytest.raises(openstack.exceptions.ConflictException):
-        member.compute.reboot_server(server.id, "SOFT")
-    with pytest.raises(openstack.exceptions.ConflictException):
-        member.compute.delete_server(server.id)
+    assert member.compute.get_server(server.id).id == server.id  # the control: the member sees the server
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        member.compute.unlock_server(server.id)
+    for attempt in (
+        lambda: member.compute.reboot_server(server.id, "SOFT"),
+        lambda: member.compute.stop_server(server.id),
+        lambda: member.compute.delete_server(server.id),
+    ):
+        with pytest.raises(openstack.exceptions.ConflictException):
+            attempt()
+    assert nova_admin.compute.get_server(server.id).is_locked
     # and the tenant's own Keystone user does not even see it.
     with pytest.raises(openstack.exceptions.NotFoundException):
         _cloud("adminvms-acme").compute.get_server(server.id)
@@ -164,6 +173,9 @@ def test_appliance_lives_in_the_service_project_dual_homed_and_locked(on_opensta
     # The member's view stays restricted.
     body = client.get(f"/api/v1/instances/{iid}/").json()
     assert "management" not in body["addresses"] and "backend_id" not in body
+    # adminvms itself still acts on it.
+    assert client.post(f"/api/v1/instances/{iid}/action/", {"action": "reboot"}, format="json").status_code == 202
+    wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "vsa rebooted through adminvms", worker)
     assert client.delete(f"/api/v1/instances/{iid}/").status_code == 202
     wait_until(_settled(client, iid, "DELETED"), SETTLE, "vsa terminated", worker)
     assert _servers(nova_admin, iid) == []
@@ -288,9 +300,9 @@ def test_a_service_down_mid_launch_ends_in_error_after_bounded_retries(on_openst
     try:
         assert not _answers(port), f"{service} still answers after down.sh"
         iid = _launch(client, name=f"os-no-{service}")
-        body = wait_until(_settled(client, iid, "ERROR"), SETTLE, f"ERROR while {service} is down", worker)
-        assert "did not answer after 3 tries" in body["fault"]
+        wait_until(_settled(client, iid, "ERROR"), SETTLE, f"ERROR while {service} is down", worker)
         instance = Instance.objects.get(pk=iid)
+        assert "did not answer after 3 tries" in instance.fault
         assert f"127.0.0.1:{port}/" in instance.fault  # the stopped service, not some other failure
         assert instance.task_state == ""
     finally:
@@ -337,3 +349,74 @@ def test_container_categories_are_refused_without_zun(on_openstack, api, nova_ad
     assert response.status_code == 400
     assert response.json()["field"] == "category"
     assert "the cloud has no Zun (container) service" in response.json()["detail"]
+
+
+def test_networks_are_found_in_their_own_projects_not_by_a_name_anyone_may_take(
+    on_openstack, api, os_worker, nova_admin
+):
+    """The attacks: globex names a network `acme-net`, acme names one `management`. An acme appliance
+    still joins acme's own network and the provider's management network."""
+    acme, globex = (nova_admin.identity.find_project(name) for name in ("acme", "globex"))
+    decoys = [
+        _cloud("adminvms-globex").network.create_network(name="acme-net"),
+        _cloud("adminvms-acme").network.create_network(name="management"),
+    ]
+    assert {n.project_id for n in decoys} == {globex.id, acme.id}
+    try:
+        worker = os_worker()
+        client = api(on_openstack.alice)
+        iid = _launch(client, name="os-decoys", category="vsa")
+        wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "vsa beside decoy networks", worker)
+        [server] = _servers(nova_admin, iid)
+        joined = {
+            (net.name, net.project_id)
+            for net in (
+                nova_admin.network.get_network(p.network_id) for p in nova_admin.network.ports(device_id=server.id)
+            )
+        }
+        assert joined == {("acme-net", acme.id), ("management", nova_admin.current_project_id)}
+        instance = Instance.objects.get(pk=iid)
+        assert instance.management_endpoint.split(":")[0] in instance.addresses["management"]
+        client.delete(f"/api/v1/instances/{iid}/")
+        wait_until(_settled(client, iid, "DELETED"), SETTLE, "cleanup", worker)
+    finally:
+        for network in decoys:
+            nova_admin.network.delete_network(network, ignore_missing=True)
+
+
+def test_terminating_a_tenants_server_deletes_only_its_own_ports(on_openstack, api, os_worker, nova_admin):
+    """The attack: alice tags her own server (in her project, where she may) with an lb's instance tag,
+    then terminates her instance through adminvms. The lb keeps its ports."""
+    worker = os_worker()
+    lb_id = _launch(api(on_openstack.admin), name="os-lb-victim", category="lb", project="acme")
+    web_id = _launch(api(on_openstack.alice), name="os-tagger")
+    for iid in (lb_id, web_id):
+        wait_until(_settled(api(on_openstack.admin), iid, "ACTIVE"), SETTLE, "launch", worker)
+    lb_ports = {p.id for p in nova_admin.network.ports(tags=f"adminvms-instance:{lb_id}")}
+    assert len(lb_ports) == 2  # dual-homed
+    alice = _cloud("adminvms-acme")
+    [web] = _servers(nova_admin, web_id)
+    alice.compute.get_server(web.id).add_tag(alice.compute, f"adminvms-instance:{lb_id}")
+    assert f"adminvms-instance:{lb_id}" in nova_admin.compute.get_server(web.id).tags  # the attack took
+
+    client = api(on_openstack.alice)
+    assert client.delete(f"/api/v1/instances/{web_id}/").status_code == 202
+    wait_until(_settled(client, web_id, "DELETED"), SETTLE, "tagger terminated", worker)
+    assert {p.id for p in nova_admin.network.ports(tags=f"adminvms-instance:{lb_id}")} == lb_ports
+    admin = api(on_openstack.admin)
+    admin.delete(f"/api/v1/instances/{lb_id}/")
+    wait_until(_settled(admin, lb_id, "DELETED"), SETTLE, "lb cleanup", worker)
+    assert list(nova_admin.network.ports(tags=f"adminvms-instance:{lb_id}")) == []
+
+
+def test_a_refused_create_leaves_no_ports_behind(on_openstack, api, os_worker, nova_admin):
+    vsa = on_openstack.categories["vsa"]
+    vsa.availability_zone = "no-such-zone"  # Nova refuses the create with 400
+    vsa.save()
+    worker = os_worker()
+    client = api(on_openstack.admin)
+    iid = _launch(client, name="os-refused", category="vsa", project="acme")
+    wait_until(_settled(client, iid, "ERROR"), SETTLE, "refused create", worker)
+    assert "availability zone" in Instance.objects.get(pk=iid).fault.lower()
+    assert _servers(nova_admin, iid) == []
+    assert list(nova_admin.network.ports(tags=f"adminvms-instance:{iid}")) == []

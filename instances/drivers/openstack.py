@@ -11,7 +11,16 @@ Where servers live (DESIGN.md §6):
 Every server carries the tags ``adminvms`` and ``adminvms-instance:<uuid>``
 (Nova filters tags server-side), so a retried create finds the server an
 earlier try made, and reconcile lists ours in one paginated call. Ports carry
-the same tags. The compute microversion is pinned to 2.73: tags at create
+the same tags.
+
+What a tenant controls never decides what the provider's servers run or reach
+(DESIGN.md rule 9): a project's network is looked up inside that project's own
+Keystone project and the management network inside the service project (or by
+its configured id), never by a name any project may take; a server's tags and
+metadata (which a tenant may edit on a ``user`` server in its own project)
+never choose which ports are deleted or where the appliance GUI is; and locks
+are made through an admin scope of another project (``LOCK_CLOUD``), so that
+members of the service project cannot lift them. The compute microversion is pinned to 2.73: tags at create
 (2.52), server groups with one ``policy`` (2.64), lock with a reason (2.73).
 
 Every connection retries what a client behind a cloud's load balancer must
@@ -149,6 +158,9 @@ class _Translate:
             if status >= 500:
                 raise BackendUnavailable(f"OpenStack answered {status}: {message}") from exc
             raise DriverError(f"OpenStack refused the request ({status}): {message}") from exc
+        if isinstance(exc, os_exc.DuplicateResource):
+            # Trying again finds the same two: a configuration problem for the provider, not an outage.
+            raise DriverError(f"OpenStack holds more than one match: {exc}") from exc
         if isinstance(exc, os_exc.SDKException | ks_exc.ClientException):
             raise BackendUnavailable(f"OpenStack call failed: {exc}") from exc
         return False
@@ -161,8 +173,9 @@ class OpenStackDriver(ComputeDriver):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._conn = None
+        self._lock_conn = None
         self._tenant_conns: dict[str, object] = {}
-        self._networks: dict[str, object] = {}
+        self._networks: dict[tuple[str, str], object] = {}
 
     # --- connections ----------------------------------------------------------------
 
@@ -174,6 +187,18 @@ class OpenStackDriver(ComputeDriver):
                 with _Translate():
                     self._conn = connect(_conf()["CLOUD"] or None)
             return self._conn
+
+    @property
+    def lock_conn(self):
+        """The connection that locks: an admin scope of another project when ``LOCK_CLOUD`` names one."""
+        with self._lock:
+            if self._lock_conn is None:
+                cloud = _conf().get("LOCK_CLOUD")
+                if not cloud:
+                    return self.conn
+                with _Translate():
+                    self._lock_conn = connect(cloud)
+            return self._lock_conn
 
     def _project_id(self, spec: ServerSpec) -> str:
         if spec.project_backend_id:
@@ -206,26 +231,40 @@ class OpenStackDriver(ComputeDriver):
 
     # --- helpers ---------------------------------------------------------------------
 
-    def _network(self, name: str):
-        if name not in self._networks:
-            network = self.conn.network.find_network(name, ignore_missing=True)
+    def _network(self, name: str, project_id: str):
+        """The network ``name`` of Keystone project ``project_id``: a same-named network of
+        another project is neither taken nor a reason to fail."""
+        key = (project_id, name)
+        if key not in self._networks:
+            network = self.conn.network.find_network(name, project_id=project_id, ignore_missing=True)
             if network is None:
-                raise DriverError(f"Network '{name}' does not exist on the cloud (check ADMINVMS_OS_* settings).")
-            self._networks[name] = network
-        return self._networks[name]
+                raise DriverError(
+                    f"Network '{name}' does not exist in project {project_id} (check ADMINVMS_OS_* settings)."
+                )
+            self._networks[key] = network
+        return self._networks[key]
+
+    def _management_network(self):
+        if network_id := _conf().get("MANAGEMENT_NETWORK_ID"):
+            key = ("", network_id)
+            if key not in self._networks:
+                self._networks[key] = self.conn.network.get_network(network_id)
+            return self._networks[key]
+        return self._network(_conf()["MANAGEMENT_NETWORK"], self.conn.current_project_id)
 
     def _networks_for(self, spec: ServerSpec) -> list[tuple[str, object]]:
         wanted = []
         if spec.network_placement in ("project", "both"):
-            wanted.append(("project", self._network(_conf()["PROJECT_NETWORK"].format(project=spec.project))))
+            name = _conf()["PROJECT_NETWORK"].format(project=spec.project)
+            wanted.append(("project", self._network(name, self._project_id(spec))))
         if spec.network_placement in ("management", "both"):
-            wanted.append(("management", self._network(_conf()["MANAGEMENT_NETWORK"])))
+            wanted.append(("management", self._management_network()))
         return wanted
 
     def _ports(self, spec: ServerSpec, owner_project_id: str) -> list[str]:
         """One port per network, tagged with the instance, made (or found) by the service account."""
         tag = _instance_tag(spec.instance_id)
-        existing = {p.network_id: p for p in self.conn.network.ports(tags=tag)}
+        existing = {p.network_id: p for p in self.conn.network.ports(tags=tag, project_id=owner_project_id)}
         ports = []
         for kind, network in self._networks_for(spec):
             port = existing.get(network.id)
@@ -258,13 +297,17 @@ class OpenStackDriver(ComputeDriver):
             status = ServerStatus.REBOOTING
         tags = server.tags or []
         instance_id = next((t[len(INSTANCE_TAG_PREFIX) :] for t in tags if t.startswith(INSTANCE_TAG_PREFIX)), "")
-        management_net = _conf()["MANAGEMENT_NETWORK"]
+        # Only a server of the service project is the provider's own: a tenant can neither attach it
+        # to a network nor edit its metadata. A tenant's server (a user category) gets no management
+        # network and no GUI endpoint, whatever its networks are called or its metadata says.
+        provider_owned = server.project_id == self.conn.current_project_id
+        management_net = self._management_network().name if provider_owned else None
         addresses: dict[str, list[str]] = {}
         for net_name, entries in (server.addresses or {}).items():
             kind = "management" if net_name == management_net else "project"
             addresses.setdefault(kind, []).extend(e["addr"] for e in entries)
         endpoint = ""
-        gui_port = (server.metadata or {}).get(GUI_PORT_KEY)
+        gui_port = (server.metadata or {}).get(GUI_PORT_KEY) if provider_owned else None
         gui_net = addresses.get("management") or addresses.get("project")
         if gui_port and gui_net:
             endpoint = f"{gui_net[0]}:{gui_port}"
@@ -310,19 +353,27 @@ class OpenStackDriver(ComputeDriver):
             metadata = {k: v[:255] for k, v in spec.metadata.items()}
             if spec.gui_port:
                 metadata[GUI_PORT_KEY] = str(spec.gui_port)
+            ports = self._ports(spec, owner)
             attrs = {
                 "name": spec.name,
                 "image_id": image.id,
                 "flavor_id": flavor.id,
-                "networks": [{"port": port} for port in self._ports(spec, owner)],
+                "networks": [{"port": port} for port in ports],
                 "tags": [STAMP_TAG, _instance_tag(spec.instance_id)],
                 "metadata": metadata,
             }
             if spec.availability_zone:
                 attrs["availability_zone"] = spec.availability_zone
-            if group := self._server_group(spec, conn):
-                attrs["scheduler_hints"] = {"group": group}
-            server = conn.compute.create_server(**attrs)
+            try:
+                if group := self._server_group(spec, conn):
+                    attrs["scheduler_hints"] = {"group": group}
+                server = conn.compute.create_server(**attrs)
+            except os_exc.HttpException as exc:
+                if exc.status_code is not None and 400 <= exc.status_code < 500:
+                    # Refused: no server holds these ports, and a retry would be refused again.
+                    for port in ports:
+                        self.conn.network.delete_port(port, ignore_missing=True)
+                raise
             # No lock yet: Nova refuses actions on a server that is not in a cell. The service locks it once ACTIVE.
             return self.get(server.id)
 
@@ -358,16 +409,17 @@ class OpenStackDriver(ComputeDriver):
                 server = self.conn.compute.get_server(backend_id)
             except os_exc.NotFoundException:
                 return
-            tags = [t for t in (server.tags or []) if t.startswith(INSTANCE_TAG_PREFIX)]
-            self.conn.compute.delete_server(backend_id, ignore_missing=True)
             # Ports we made are not deleted with the server (Nova preserves ports it did not create).
-            for tag in tags:
-                for port in self.conn.network.ports(tags=tag):
-                    self.conn.network.delete_port(port, ignore_missing=True)
+            # Ours are those bound to this very server and stamped by us; never what the server's
+            # tags name (a tenant may tag her own server with another instance's tag).
+            ours = [p for p in self.conn.network.ports(device_id=server.id) if STAMP_TAG in (p.tags or [])]
+            self.conn.compute.delete_server(backend_id, ignore_missing=True)
+            for port in ours:
+                self.conn.network.delete_port(port, ignore_missing=True)
 
     def lock(self, backend_id: str, *, reason: str) -> None:
         with _Translate():
-            self.conn.compute.lock_server(backend_id, locked_reason=reason)
+            self.lock_conn.compute.lock_server(backend_id, locked_reason=reason)
 
     def list_flavors(self) -> list[FlavorSpec]:
         with _Translate():

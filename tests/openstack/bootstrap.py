@@ -34,9 +34,11 @@ ENDPOINTS = {
 }
 SERVICE_USERS = ("nova", "neutron", "glance", "placement")
 
-# The provider's service account (admin in `service`), a non-admin user of the
+# The provider's service account (admin in `service`, and admin in `adminvms-locks`, the scope
+# its locks are made in so that members of `service` cannot lift them), a non-admin user of the
 # service project (to show that locks hold), and one member per demo tenant.
 PROVIDER_USER = "adminvms"
+LOCK_PROJECT = "adminvms-locks"
 SERVICE_MEMBER = "adminvms-member"
 TENANTS = {"acme": ("alice", "10.0.10.0/24"), "globex": ("bob", "10.0.20.0/24")}
 MANAGEMENT = {"network": "management", "physnet": "management", "cidr": "172.30.0.0/24"}
@@ -116,6 +118,8 @@ def identity():
         ensure_role_assignment(conn, service, ensure_user(conn, name, SERVICE_PASSWORD, service), roles["service"])
     provider = ensure_user(conn, PROVIDER_USER, USER_PASSWORD, service)
     ensure_role_assignment(conn, service, provider, roles["admin"])
+    locks = ensure_project(conn, LOCK_PROJECT, "The adminvms service account's admin scope for locks")
+    ensure_role_assignment(conn, locks, provider, roles["admin"])
     ensure_role_assignment(conn, service, ensure_user(conn, SERVICE_MEMBER, USER_PASSWORD, service), roles["member"])
     for project_name, (user_name, _) in TENANTS.items():
         project = ensure_project(conn, project_name, f"Demo tenant {project_name}")
@@ -282,6 +286,7 @@ def clouds(directory):
     document = {
         "clouds": {
             "adminvms-test": cloud(PROVIDER_USER, "service"),
+            "adminvms-test-lock": cloud(PROVIDER_USER, LOCK_PROJECT),
             "adminvms-member": cloud(SERVICE_MEMBER, "service"),
             **{f"adminvms-{project}": cloud(user, project) for project, (user, _) in TENANTS.items()},
         }

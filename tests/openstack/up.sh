@@ -140,7 +140,7 @@ render_configs() {
   for host in "${COMPUTE_HOSTS[@]}"; do render "$t/nova/compute.conf" "$ETC/nova/compute-$host.conf" "$host"; done
   # What the running processes were started with: configs, venv, shim, gunicorn's options.
   CONFIG_SHA=$( (cd "$ETC" && find . -type f | LC_ALL=C sort | xargs sha256sum; echo "$VENV $ML2_SHA";
-    echo "${GUNICORN_OPTS[*]}"; sha256sum "$HERE/wsgi_shim.py") | sha256sum | cut -c1-16)
+    echo "${GUNICORN_OPTS[*]}"; sha256sum "$HERE/wsgi_shim.py" "$HERE/bootstrap.py") | sha256sum | cut -c1-16)
 }
 
 # --- MariaDB and RabbitMQ --------------------------------------------------------
@@ -382,7 +382,7 @@ $(tail -n 15 "$LOGS/$name.log")"
 summary() {
   say "up in $(elapsed) s; endpoints (all 127.0.0.1): keystone :${PORT[keystone]}/v3, nova :${PORT[nova-api]}/v2.1," \
     "neutron :${PORT[neutron]}, glance :${PORT[glance]}, placement :${PORT[placement]}"
-  say "clouds: $STATE/clouds.yaml (adminvms-test, adminvms-member, adminvms-acme, adminvms-globex);" \
+  say "clouds: $STATE/clouds.yaml (adminvms-test, adminvms-test-lock, adminvms-member, adminvms-acme, adminvms-globex);" \
     "source $STATE/env"
   say "logs: $LOGS/"
 }
