@@ -1,4 +1,5 @@
-"""The OpenAPI schema tells the whole truth: every error an operation can answer.
+"""The OpenAPI schema tells the whole truth: every error an operation can answer, and
+fields that some callers do not get.
 
 drf-spectacular documents the success answer of each operation. The ``AutoSchema``
 here adds the error answers that come from the one exception handler
@@ -11,14 +12,21 @@ here adds the error answers that come from the one exception handler
   lists (a page that does not exist).
 
 409 depends on the operation's rules, so views declare it with ``conflict(...)``.
+
+It also documents what serializers leave out for some callers (``Meta.admin_only``,
+``Meta.member_fields``, ``Meta.restricted_fields``) as optional, and marks output
+fields nullable when their model field or their default is ``None``.
 """
 
 from __future__ import annotations
 
+import copy
+
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, get_override
 from drf_spectacular.utils import OpenApiResponse
-from rest_framework import permissions
+from rest_framework import permissions, serializers
 
 # What the exception handler answers, as JSON Schema. Field messages are lists of
 # strings; a list or mapping field (``user_operations``, ``extra_metadata``) nests
@@ -96,6 +104,9 @@ NOT_FOUND = "No such object, or one the caller may not see (never 403, so nothin
 NO_SUCH_PAGE = "No such page."
 BAD_INPUT = "Bad input; the messages name the offending field."
 
+ADMIN_ONLY_NOTE = "For provider admins only, absent for other callers"
+RESTRICTED_NOTE = "Absent in the restricted view that members get of appliance and provider instances (`restricted`)"
+
 
 class AutoSchema(SpectacularAutoSchema):
     def get_operation(self, path, path_regex, path_prefix, method, registry):
@@ -141,3 +152,81 @@ class AutoSchema(SpectacularAutoSchema):
         if not self.view.get_permissions() and {} not in auths:
             auths.append({})
         return auths
+
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        if not serializer.__class__.__doc__ and not get_override(serializer, "description"):
+            # Only a serializer's own docstring describes it, not a mixin's (AdminFieldsMixin).
+            schema.pop("description", None)
+        if direction != "response":
+            return schema
+        notes = []
+        for note, names in _sometimes_absent(serializer).items():
+            for name in names:
+                if name in schema.get("required", []):
+                    schema["required"].remove(name)
+            notes.append(f"{note}: {', '.join(f'`{name}`' for name in names)}.")
+        if not schema.get("required"):
+            schema.pop("required", None)
+        if notes:
+            schema["description"] = "\n\n".join([*filter(None, [schema.get("description")]), *notes])
+        return schema
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        if direction == "response":
+            field = _as_rendered(field)
+        return super()._map_serializer_field(field, direction, bypass_extensions)
+
+
+def _sometimes_absent(serializer) -> dict[str, list[str]]:
+    """Fields of ``serializer`` that some callers do not get, by why, from its ``Meta``."""
+    meta = getattr(serializer, "Meta", None)
+    member_fields = getattr(meta, "member_fields", None)
+    absent: dict[str, list[str]] = {}
+    for name in serializer.fields:
+        if name in getattr(meta, "admin_only", ()) or (member_fields is not None and name not in member_fields):
+            absent.setdefault(ADMIN_ONLY_NOTE, []).append(name)
+        elif name in getattr(meta, "restricted_fields", ()):
+            absent.setdefault(RESTRICTED_NOTE, []).append(name)
+    return absent
+
+
+def _as_rendered(field: serializers.Field) -> serializers.Field:
+    """``field`` as its output can really be: ``null`` when its model field is nullable (a
+    read-only field does not say so) or its default is ``None``; blank when its model field
+    is a blank-able choice."""
+    model_field = _model_field(field)
+    can_be_null = field.default is None or (model_field is not None and model_field.null)
+    can_be_blank = (
+        isinstance(field, serializers.ChoiceField)
+        and model_field is not None
+        and model_field.blank
+        and not field.allow_blank
+    )
+    if (can_be_null and not field.allow_null) or can_be_blank:
+        field = copy.copy(field)
+        field.allow_null = field.allow_null or can_be_null
+        if can_be_blank:
+            field.allow_blank = True
+    return field
+
+
+def _model_field(field: serializers.Field):
+    """The model field behind ``field.source``, following relations: the first nullable one
+    on the way, else the last; ``None`` when the source is not a model field."""
+    parent = getattr(field, "parent", None)
+    model = getattr(getattr(parent, "Meta", None), "model", None)
+    if model is None or not getattr(field, "source_attrs", None):
+        return None
+    found = None
+    for attr in field.source_attrs:
+        if model is None:
+            return None
+        try:
+            found = model._meta.get_field(attr)
+        except FieldDoesNotExist:
+            return None
+        if found.null:
+            return found
+        model = found.related_model
+    return found

@@ -3,12 +3,14 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from adminvms_dashboard.api import SlugRelatedField
 from categories.models import Flavor, Image, InstanceCategory
 from instances.models import Instance, InstanceEvent
-from instances.selectors import present_instance
+from instances.selectors import RESTRICTED_FIELDS, present_instance
 from tenancy import policy
 from tenancy.models import Project
 
@@ -31,6 +33,8 @@ class InstanceSerializer(serializers.ModelSerializer):
             "updated_at", "launched_at", "deleted_at",
         ]  # fmt: skip
         read_only_fields = fields
+        # For the schema: present_instance() drops these in the restricted view.
+        restricted_fields = RESTRICTED_FIELDS
 
     def get_simulated(self, instance) -> bool:
         return instance.backend == "sim"
@@ -43,6 +47,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         return present_instance(data, user=self.context["request"].user, instance=instance)
 
 
+@extend_schema_field({"type": "string", "description": "An image id, or the name of an image."})
 class ImageRefField(serializers.Field):
     """An image by id, or by name when the name is unique among the images the caller sees."""
 
@@ -65,6 +70,7 @@ class ImageRefField(serializers.Field):
         return matches[0]
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class VisibleSlugField(SlugRelatedField):
     """A slug among the objects the caller may see; unknown and invisible read the same."""
 
