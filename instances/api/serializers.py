@@ -47,6 +47,17 @@ class InstanceSerializer(serializers.ModelSerializer):
         return present_instance(data, user=self.context["request"].user, instance=instance)
 
 
+# For the schema only: InstanceViewSet.create() builds this body from InstanceSerializer.
+class LaunchAcceptedSerializer(InstanceSerializer):
+    """The launch answer: the first instance launched and, when ``count`` > 1, every one in ``instances``."""
+
+    # Not read-only, so that the schema does not call it required: it is there only when count > 1.
+    instances = InstanceSerializer(many=True, required=False, help_text="Every instance launched, when count > 1.")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = [*InstanceSerializer.Meta.fields, "instances"]
+
+
 @extend_schema_field({"type": "string", "description": "An image id, or the name of an image."})
 class ImageRefField(serializers.Field):
     """An image by id, or by name when the name is unique among the images the caller sees."""
