@@ -102,6 +102,7 @@ FORBIDDEN = (
 )
 NOT_FOUND = "No such object, or one the caller may not see (never 403, so nothing leaks)."
 NO_SUCH_PAGE = "No such page."
+NOT_FOUND_OR_PAGE = "No such object, or one the caller may not see; or no such page."
 BAD_INPUT = "Bad input; the messages name the offending field."
 
 ADMIN_ONLY_NOTE = "For provider admins only, absent for other callers"
@@ -140,9 +141,10 @@ class AutoSchema(SpectacularAutoSchema):
             errors["401"] = ("Error", UNAUTHORIZED)
         if self.method not in permissions.SAFE_METHODS:
             errors["403"] = ("Error", FORBIDDEN)
+        paginated = paginator is not None and bool(query & page_params)
         if any(p["in"] == "path" for p in parameters):
-            errors["404"] = ("Error", NOT_FOUND)
-        elif paginator is not None and query & page_params:
+            errors["404"] = ("Error", NOT_FOUND_OR_PAGE if paginated else NOT_FOUND)
+        elif paginated:
             errors["404"] = ("Error", NO_SUCH_PAGE)
         return errors
 
