@@ -15,3 +15,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("instances.urls")),
 ]
+
+handler404 = "adminvms_dashboard.api.not_found"

@@ -1,10 +1,11 @@
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from adminvms_dashboard.api import SLUG_PATTERN
+from adminvms_dashboard.schema import conflict
 from categories import services
 from categories.filters import CategoryFilterSet, FlavorFilterSet, ImageFilterSet, VolumeFilterSet
 from categories.models import Flavor, Image, InstanceCategory, Volume
@@ -37,6 +38,14 @@ CATEGORY_PARAM = OpenApiParameter(
 )
 
 
+IN_USE = conflict("The category has instances (or is built-in), so this change is refused.")
+
+
+@extend_schema_view(
+    update=extend_schema(responses={200: CategorySerializer, 409: IN_USE}),
+    partial_update=extend_schema(responses={200: CategorySerializer, 409: IN_USE}),
+    destroy=extend_schema(responses={204: None, 409: IN_USE}),
+)
 class CategoryViewSet(viewsets.ModelViewSet):
     """The category catalog. Everybody reads what they may see; writes are provider-only."""
 
@@ -69,12 +78,22 @@ class CategoryViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         services.category_delete(user=self.request.user, category=instance)
 
+    @extend_schema(methods=["GET"], responses=FlavorSerializer(many=True), filters=False)
     @extend_schema(
-        request=CategoryFlavorSerializer,
-        responses=FlavorSerializer(many=True),
-        parameters=[OpenApiParameter("flavor", str, description="DELETE: the flavor name to disallow.")],
+        methods=["POST"], request=CategoryFlavorSerializer, responses={201: FlavorSerializer(many=True)}, filters=False
     )
-    @action(detail=True, methods=["get", "post", "delete"], url_path="flavors")
+    @extend_schema(
+        methods=["DELETE"],
+        request=None,
+        responses={
+            200: FlavorSerializer(many=True),
+            409: conflict("The flavor is the category's default flavor."),
+        },
+        parameters=[OpenApiParameter("flavor", str, required=True, description="The flavor name to disallow.")],
+        filters=False,
+    )
+    # Not paginated: a category allows a handful of flavors.
+    @action(detail=True, methods=["get", "post", "delete"], url_path="flavors", pagination_class=None)
     def flavors(self, request, slug=None):
         """Allowed flavors of a category: list, allow one (POST), disallow one (DELETE)."""
         category = self.get_object()

@@ -3,6 +3,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from adminvms_dashboard.api import SlugRelatedField
@@ -10,7 +12,7 @@ from categories.models import Flavor, Image, InstanceCategory
 from instances import operations
 from instances.drivers.registry import is_simulated
 from instances.models import NAME_MAX_LENGTH, Instance, InstanceEvent
-from instances.presentation import present_instance, shown_event_message
+from instances.presentation import RESTRICTED_FIELDS, present_instance, shown_event_message
 from instances.selectors import allowed_operations
 from tenancy import policy
 from tenancy.models import Project
@@ -34,6 +36,8 @@ class InstanceSerializer(serializers.ModelSerializer):
             "updated_at", "launched_at", "deleted_at",
         ]  # fmt: skip
         read_only_fields = fields
+        # For the schema: present_instance() drops these in the restricted view.
+        restricted_fields = RESTRICTED_FIELDS
 
     def get_simulated(self, instance) -> bool:
         return is_simulated(instance.backend)
@@ -46,6 +50,18 @@ class InstanceSerializer(serializers.ModelSerializer):
         return present_instance(data, user=self.context["request"].user, instance=instance)
 
 
+# For the schema only: InstanceViewSet.create() builds this body from InstanceSerializer.
+class LaunchAcceptedSerializer(InstanceSerializer):
+    """The launch answer: the first instance launched and, when ``count`` > 1, every one in ``instances``."""
+
+    # Not read-only, so that the schema does not call it required: it is there only when count > 1.
+    instances = InstanceSerializer(many=True, required=False, help_text="Every instance launched, when count > 1.")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = [*InstanceSerializer.Meta.fields, "instances"]
+
+
+@extend_schema_field({"type": "string", "description": "An image id, or the name of an image."})
 class ImageRefField(serializers.Field):
     """An image by id, or by name when the name is unique among the images the caller sees."""
 
@@ -68,6 +84,7 @@ class ImageRefField(serializers.Field):
         return matches[0]
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class VisibleSlugField(SlugRelatedField):
     """A slug among the objects the caller may see; unknown and invisible read the same."""
 

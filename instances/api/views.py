@@ -1,8 +1,9 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from adminvms_dashboard.schema import conflict
 from instances import selectors, services
 from instances.filters import InstanceFilterSet
 from instances.models import Instance
@@ -12,6 +13,7 @@ from .serializers import (
     ActionRequestSerializer,
     EventSerializer,
     InstanceSerializer,
+    LaunchAcceptedSerializer,
     LaunchSerializer,
 )
 
@@ -26,14 +28,21 @@ def _accepted(request, instance: Instance, record) -> Response:
     return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter(
-            "category", str, description="A category slug, or `all` (provider admins); default `standard`."
-        ),
-        OpenApiParameter("status", str, description="One or more statuses, comma-separated; default: all but DELETED."),
-        OpenApiParameter("project", str, description="A project slug."),
-    ]
+BUSY = conflict("Another action is in progress, or the instance is not in a state for this one.")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "category", str, description="A category slug, or `all` (provider admins); default `standard`."
+            ),
+            OpenApiParameter(
+                "status", str, description="One or more statuses, comma-separated; default: all but DELETED."
+            ),
+            OpenApiParameter("project", str, description="A project slug."),
+        ]
+    )
 )
 class InstanceViewSet(
     mixins.ListModelMixin,
@@ -53,7 +62,10 @@ class InstanceViewSet(
     def get_object(self):
         return selectors.instance_get_visible(user=self.request.user, instance_id=self.kwargs["pk"])
 
-    @extend_schema(request=LaunchSerializer, responses={202: InstanceSerializer(many=True)})
+    @extend_schema(
+        request=LaunchSerializer,
+        responses={202: LaunchAcceptedSerializer, 409: conflict("The project's quota for the category is used up.")},
+    )
     def create(self, request, *args, **kwargs):
         """Launch; answers 202 with the BUILDING instance. With ``count`` > 1 the body is the
         first instance and ``instances`` lists them all."""
@@ -66,14 +78,14 @@ class InstanceViewSet(
             body["instances"] = data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={202: ActionAcceptedSerializer})
+    @extend_schema(responses={202: ActionAcceptedSerializer, 409: BUSY})
     def destroy(self, request, *args, **kwargs):
         """Terminate; answers 202. The row stays as DELETED history."""
         instance = self.get_object()
         record = services.instance_act(user=request.user, instance=instance, operation="terminate")
         return _accepted(request, instance, record)
 
-    @extend_schema(request=ActionRequestSerializer, responses={202: ActionAcceptedSerializer})
+    @extend_schema(request=ActionRequestSerializer, responses={202: ActionAcceptedSerializer, 409: BUSY})
     @action(detail=True, methods=["post"], url_path="action")
     def run_action(self, request, pk=None):
         """Reboot, stop or start (the verbs of the operation table but terminate, which is DELETE);
@@ -87,7 +99,7 @@ class InstanceViewSet(
         )
         return _accepted(request, instance, record)
 
-    @extend_schema(responses=EventSerializer(many=True))
+    @extend_schema(responses=EventSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"])
     def events(self, request, pk=None):
         """The instance's action history, oldest first."""
