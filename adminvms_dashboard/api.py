@@ -23,6 +23,17 @@ class Pagination(PageNumberPagination):
     max_page_size = 1000
 
 
+class FiltersOnListOnly:
+    """A viewset mixin: the FilterSet narrows the list, never a detail lookup.
+
+    DRF's ``get_object`` filters its queryset too, so ``GET /categories/lb/?kind=container``
+    would answer 404 (and ``?kind=bogus`` 400) for a category the caller may see.
+    """
+
+    def filter_queryset(self, queryset):
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
+
 # What a SlugField holds (Django's validate_slug); a URL lookup by slug matches only this.
 SLUG_PATTERN = "[-a-zA-Z0-9_]+"
 

@@ -4,7 +4,7 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from adminvms_dashboard.api import SLUG_PATTERN
+from adminvms_dashboard.api import SLUG_PATTERN, FiltersOnListOnly
 from adminvms_dashboard.schema import conflict
 from categories import services
 from categories.filters import CategoryFilterSet, FlavorFilterSet, ImageFilterSet, VolumeFilterSet
@@ -46,7 +46,7 @@ IN_USE = conflict("The category has instances (or is built-in), so this change i
     partial_update=extend_schema(responses={200: CategorySerializer, 409: IN_USE}),
     destroy=extend_schema(responses={204: None, 409: IN_USE}),
 )
-class CategoryViewSet(viewsets.ModelViewSet):
+class CategoryViewSet(FiltersOnListOnly, viewsets.ModelViewSet):
     """The category catalog. Everybody reads what they may see; writes are provider-only."""
 
     serializer_class = CategorySerializer
@@ -111,7 +111,7 @@ class CategoryViewSet(viewsets.ModelViewSet):
         return Response(FlavorSerializer(flavors, many=True, context={"request": request}).data, status=code)
 
 
-class FlavorViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class FlavorViewSet(FiltersOnListOnly, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """Hardware sizes. ``?category=`` lists a category's allowed flavors."""
 
     serializer_class = FlavorSerializer
@@ -127,7 +127,7 @@ class FlavorViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return super().list(request, *args, **kwargs)
 
 
-class ImageViewSet(viewsets.ReadOnlyModelViewSet):
+class ImageViewSet(FiltersOnListOnly, viewsets.ReadOnlyModelViewSet):
     """Images, filtered by category; images of hidden categories are not listed for members."""
 
     serializer_class = ImageSerializer
@@ -141,7 +141,7 @@ class ImageViewSet(viewsets.ReadOnlyModelViewSet):
         return super().list(request, *args, **kwargs)
 
 
-class VolumeViewSet(viewsets.ReadOnlyModelViewSet):
+class VolumeViewSet(FiltersOnListOnly, viewsets.ReadOnlyModelViewSet):
     """Volumes of the caller's projects, filtered by category."""
 
     serializer_class = VolumeSerializer

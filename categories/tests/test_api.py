@@ -429,3 +429,10 @@ def test_members_do_not_see_volume_backend_ids(demo, api):
     assert "backend_id" not in api(demo.alice).get(VOLUMES).json()["results"][0]
     admin_view = next(v for v in api(demo.admin).get(VOLUMES).json()["results"] if v["name"] == "acme-vsa-data")
     assert admin_view["backend_id"] == "cinder-7"
+
+
+def test_list_filters_never_narrow_a_detail_lookup(demo, api):
+    client = api(demo.alice)
+    assert client.get(f"{CATEGORIES}vsa/?kind=container").status_code == 200
+    assert client.get(f"{CATEGORIES}vsa/?kind=bogus").status_code == 200
+    assert _slugs(client.get(f"{CATEGORIES}?kind=container")) == set()  # the list still filters
