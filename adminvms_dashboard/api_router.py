@@ -1,12 +1,11 @@
 """The one API router: every resource of /api/v1/."""
 
 from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from categories.api.views import CategoryViewSet, FlavorViewSet, ImageViewSet, VolumeViewSet
 from instances.api.views import InstanceViewSet
-from tenancy.api.views import MeView, ProjectViewSet
+from tenancy.api.views import MeView, ProjectViewSet, TokenView, TokenViewSet
 
 router = DefaultRouter()
 router.register("categories", CategoryViewSet, basename="category")
@@ -15,9 +14,10 @@ router.register("images", ImageViewSet, basename="image")
 router.register("volumes", VolumeViewSet, basename="volume")
 router.register("instances", InstanceViewSet, basename="instance")
 router.register("projects", ProjectViewSet, basename="project")
+router.register("auth/tokens", TokenViewSet, basename="token")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
-    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
     *router.urls,
 ]

@@ -36,14 +36,27 @@ DATA_DIR = Path(env("ADMINVMS_DATA_DIR", str(BASE_DIR / ".data")))
 
 
 def _secret_key() -> str:
-    """The key from the environment; for the embedded setup, one made once and kept in DATA_DIR."""
+    """The key from the environment; for the embedded setup, one made once and kept in DATA_DIR.
+
+    The file is written whole under a temporary name, readable by its owner only from the
+    start, and linked into place: a second process starting at the same moment either
+    finds the first one's key or loses the race and reads it; nobody reads half a key.
+    """
     if key := env("ADMINVMS_SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
         DATA_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        temporary = DATA_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        try:
+            os.link(temporary, path)  # fails if another process got there first: keep theirs
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 
@@ -61,7 +74,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -81,7 +96,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: it turns a locked-out sign-in into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "adminvms_dashboard.urls"
@@ -144,7 +162,7 @@ STORAGES = {
 REST_FRAMEWORK = {
     # Token first, so that an anonymous request gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -274,6 +292,57 @@ ADMINVMS = {
     "DOCKER_IMAGE_PREFIXES": env_list("ADMINVMS_DOCKER_IMAGE_PREFIXES", "adminvms/"),
     # The appliance GUI proxy only reaches management endpoints inside these networks.
     "GUI_ALLOWED_NETWORKS": env_list("ADMINVMS_GUI_ALLOWED_NETWORKS", "127.0.0.0/8"),
+}
+
+# --- sign-in, tokens and production security -------------------------------------
+# Failed sign-ins (the login page and POST /api/v1/auth/token/) count per address and per
+# user name; past the limit the caller is refused with 429 until the cool-off ends.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(env("ADMINVMS_LOGIN_FAILURE_LIMIT", "10"))
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("ADMINVMS_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "adminvms_dashboard.client.client_address"
+AXES_VERBOSE = False
+# How many proxies in front of us append to X-Forwarded-For (0: the peer's address is the client's).
+TRUSTED_PROXY_COUNT = int(env("ADMINVMS_TRUSTED_PROXY_COUNT", "0"))
+
+# API tokens expire and are stored as digests (django-rest-knox); POST /api/v1/auth/token/ issues one.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env_float("ADMINVMS_TOKEN_TTL_HOURS", 10)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+# Production: HTTPS behind a TLS proxy. ADMINVMS_SECURE turns on what `manage.py check --deploy` asks.
+SECURE = env_bool("ADMINVMS_SECURE")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE
+SECURE_SSL_REDIRECT = SECURE
+SECURE_HSTS_SECONDS = int(env("ADMINVMS_HSTS_SECONDS", "31536000" if SECURE else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+if env_bool("ADMINVMS_BEHIND_TLS_PROXY", SECURE):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Preloading HSTS into browsers is a commitment the operator makes for the whole domain, not us.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+X_FRAME_OPTIONS = "DENY"
+# The dashboard's own pages run only its own scripts (no inline script, no eval).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        # Bootstrap and htmx set inline style attributes (progress bars, transitions).
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }
 
 LOGGING = {

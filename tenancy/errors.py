@@ -57,6 +57,11 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Throttled(DomainError):
+    status = 429
+    code = "throttled"
+
+
 class QuotaExceeded(Conflict):
     code = "quota_exceeded"
 

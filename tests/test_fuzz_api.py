@@ -17,7 +17,7 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from conftest import DEMO_PASSWORD
 from tests.factories import InstanceFactory
@@ -55,7 +55,7 @@ def world(demo):
         for project in (demo.acme, demo.globex)
         for slug, category in demo.categories.items()
     }
-    tokens = {role: Token.objects.get_or_create(user=getattr(demo, role))[0].key for role in ROLES if role}
+    tokens = {role: AuthToken.objects.create(user=getattr(demo, role))[1] for role in ROLES if role}
     yield SimpleNamespace(
         demo=demo,
         instances=instances,

@@ -20,3 +20,25 @@ class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     is_provider_admin = serializers.BooleanField()
     memberships = serializers.ListField(child=serializers.DictField())
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenIssuedSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`; shown only this once.")
+    token_key = serializers.CharField(help_text="The token's first characters: its name in the list.")
+    expiry = serializers.DateTimeField()
+
+
+class TokenSerializer(serializers.Serializer):
+    token_key = serializers.CharField()
+    created = serializers.DateTimeField()
+    expiry = serializers.DateTimeField()
+    current = serializers.SerializerMethodField(help_text="The token this request came with.")
+
+    def get_current(self, token) -> bool:
+        auth = self.context["request"].auth
+        return getattr(auth, "token_key", None) == token.token_key

@@ -1,13 +1,20 @@
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from knox.models import AuthToken
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from adminvms_dashboard.api import SLUG_PATTERN
-from tenancy import policy
+from tenancy import policy, services
 from tenancy.models import Membership, Project
 
-from .serializers import MeSerializer, ProjectSerializer
+from .serializers import (
+    MeSerializer,
+    ProjectSerializer,
+    TokenIssuedSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+)
 
 
 class ProjectViewSet(viewsets.ReadOnlyModelViewSet):
@@ -35,3 +42,41 @@ class MeView(APIView):
                 "memberships": [{"project": m.project.slug, "role": m.role} for m in memberships],
             }
         )
+
+
+class TokenView(APIView):
+    """Sign in for the API: ``username`` and ``password`` give a token that expires."""
+
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenIssuedSerializer,
+            429: OpenApiResponse(description="Too many failed sign-ins from this address or for this user."),
+        },
+    )
+    def post(self, request):
+        body = TokenRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        record, token = services.token_issue(request=request, **body.validated_data)
+        return Response({"token": token, "token_key": record.token_key, "expiry": record.expiry})
+
+
+class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The caller's own API tokens: list them (never their secrets), revoke one."""
+
+    serializer_class = TokenSerializer
+    lookup_field = "token_key"
+    lookup_value_regex = "[A-Za-z0-9_-]+"
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator asks without a user
+            return AuthToken.objects.none()
+        return services.token_list(user=self.request.user)
+
+    def destroy(self, request, *args, **kwargs):
+        services.token_revoke(user=request.user, token_key=kwargs["token_key"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
