@@ -43,7 +43,7 @@ def ticket(request):
     than a redirect: the cookie is ``SameSite=Strict``, which a browser withholds
     for the rest of a redirect chain that began on another site (the dashboard).
     """
-    if request.method not in {"GET", "HEAD"}:
+    if request.method != "GET":  # a HEAD (a link checker, a preview) must not spend the ticket
         return _refusal("Method not allowed.", 405)
     try:
         redeemed, cookie = gui_services.gui_ticket_redeem(

@@ -165,8 +165,20 @@ def _private(cache_control: str) -> str:
     return ", ".join(["private", *kept])
 
 
+def _connection_tokens(headers) -> set[str]:
+    """Headers that ``Connection`` names are hop-by-hop too (RFC 9110, 7.6.1)."""
+    return {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+        if token.strip()
+    }
+
+
 def request_headers(request, *, endpoint: Endpoint, public_origin: str) -> dict[str, str]:
-    headers = {name: value for name, value in request.headers.items() if name.lower() not in DROPPED_REQUEST_HEADERS}
+    dropped = DROPPED_REQUEST_HEADERS | _connection_tokens(request.headers.items())
+    headers = {name: value for name, value in request.headers.items() if name.lower() not in dropped}
     headers["Host"] = endpoint.netloc
     headers["Connection"] = "close"
     headers["X-Forwarded-Proto"] = public_origin.partition(":")[0]
@@ -185,9 +197,10 @@ def response_headers(
 ) -> list[tuple[str, str]]:
     """The appliance's headers the browser may see; repeated ones joined (one header each in Django)."""
     merged: dict[str, tuple[str, list[str]]] = {}
+    dropped = DROPPED_RESPONSE_HEADERS | _connection_tokens(upstream)
     for name, value in upstream:
         lname = name.lower()
-        if lname in DROPPED_RESPONSE_HEADERS:
+        if lname in dropped:
             continue
         if lname == "location":
             value = rewrite_location(value, endpoint=endpoint, requested=requested, public_host=public_host)

@@ -83,6 +83,8 @@ class Appliance(BaseHTTPRequestHandler):
                     ("Cache-Control", "public, max-age=600, s-maxage=600"),
                     ("Link", "</a.css>; rel=preload"),
                     ("Link", "</b.js>; rel=preload"),
+                    ("Connection", "close, X-Appliance-Hop"),
+                    ("X-Appliance-Hop", "for the next hop only"),
                 ],
             ),
         }

@@ -3,11 +3,14 @@ host's cookie, the policy on every request, and the per-user cap (DESIGN.md rule
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core import checks, signing
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -114,11 +117,30 @@ def test_a_cookie_domain_covering_the_gui_domain_fails_the_system_check(settings
 
 def test_a_ticket_is_single_use(demo, gui, web):
     response = _open(web, demo.alice, gui)
+    target = urlsplit(response["Location"])
+    head = Client(HTTP_HOST=target.netloc).head(f"{target.path}?{target.query}")
+    assert head.status_code == 405  # a link checker's HEAD does not spend it
     _first, landing = _redeem(response)
     assert landing.status_code == 200
     _second, replay = _redeem(response)
     assert replay.status_code == 403
     assert "adminvms_gui" not in replay.cookies
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ticket_redeemed_four_times_at_once_opens_one_session(demo, gui, web):
+    target = urlsplit(_open(web, demo.alice, gui)["Location"])
+    barrier = threading.Barrier(4)
+
+    def redeem(_):
+        barrier.wait()
+        try:
+            return Client(HTTP_HOST=target.netloc).get(f"{target.path}?{target.query}").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        assert sorted(pool.map(redeem, range(4))) == [200, 403, 403, 403]
 
 
 def test_an_expired_ticket_is_refused(demo, gui, web, settings):
