@@ -278,7 +278,7 @@ def appliance_detail(request, instance_id):
 
 @login_required
 def appliance_gui(request, instance_id):
-    """ "Open appliance GUI": a ticket to the appliance's own origin, where its GUI runs (rule 9).
+    """The "Open appliance GUI" button: a ticket to the appliance's own origin, where its GUI runs (rule 9).
 
     The GUI never runs on this origin. A POST with this origin's CSRF token, so that
     no other site can push a viewer into an appliance's GUI session; a GET (an old
