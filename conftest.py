@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -58,6 +59,29 @@ def web():
         return client
 
     return make
+
+
+@pytest.fixture
+def gui_client(web):
+    """``gui_client(user, instance)`` → a test client on the instance's GUI origin, signed in there
+    as a browser is: "Open appliance GUI" on the dashboard, then the ticket on the GUI host.
+
+    Its requests say ``Sec-Fetch-Site: same-origin``, as the appliance's own pages' do;
+    ``.gui_host`` is the host, ``.dashboard`` the dashboard client whose session opened it.
+    """
+
+    def open_gui(user, instance, **client_kwargs) -> Client:
+        dashboard = web(user)
+        response = dashboard.post(f"/portal/appliances/{instance.pk}/gui/")
+        assert response.status_code == 302, response.content
+        target = urlsplit(response["Location"])
+        client = Client(HTTP_HOST=target.netloc, HTTP_SEC_FETCH_SITE="same-origin", **client_kwargs)
+        landing = client.get(f"{target.path}?{target.query}", HTTP_SEC_FETCH_SITE="cross-site")
+        assert landing.status_code == 200, landing.content
+        client.gui_host, client.dashboard = target.netloc, dashboard
+        return client
+
+    return open_gui
 
 
 @pytest.fixture

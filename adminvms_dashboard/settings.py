@@ -345,6 +345,34 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- appliance GUI origin ----------------------------------------------------
+# Appliance GUIs never run with the dashboard's origin (DESIGN.md rule 9): each
+# is served at <instance-uuid>.<GUI_DOMAIN>, an origin (and cookie jar) of its
+# own, which a short-lived single-use ticket from the dashboard opens. Browsers
+# and curl resolve every *.localhost name to loopback, so the default works for
+# `make run` with no DNS; production names a wildcard domain with TLS, ideally
+# not under the dashboard's registrable domain (see the README).
+ADMINVMS |= {
+    # host[:port]; without a port, the port the browser used for the dashboard.
+    "GUI_DOMAIN": env("ADMINVMS_GUI_DOMAIN", "gui.localhost").strip().lower().rstrip("."),
+    # http or https; empty: the scheme of the dashboard request that opens the GUI.
+    "GUI_SCHEME": env("ADMINVMS_GUI_SCHEME"),
+    # Seconds a ticket may take from the dashboard to the GUI host, and a GUI session lasts.
+    "GUI_TICKET_SECONDS": env_float("ADMINVMS_GUI_TICKET_SECONDS", 30),
+    "GUI_SESSION_SECONDS": env_float("ADMINVMS_GUI_SESSION_SECONDS", 3600),
+    # Total seconds one proxied request may take, headers and body; and how many
+    # proxied requests one user may have in flight (a browser opens six per host).
+    "GUI_DEADLINE": env_float("ADMINVMS_GUI_DEADLINE", 60),
+    "GUI_MAX_CONCURRENT": int(env("ADMINVMS_GUI_MAX_CONCURRENT", "6")),
+}
+if "*" not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS.append("." + ADMINVMS["GUI_DOMAIN"].partition(":")[0])
+# Before WhiteNoise and everything after it: the GUI hosts get none of the
+# dashboard's middleware (static files, session, CSRF, messages), only their own views.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "instances.middleware.GuiOriginMiddleware"
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

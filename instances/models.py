@@ -160,3 +160,42 @@ class ReconcileRun(models.Model):
 
     def __str__(self) -> str:
         return f"reconcile {self.backend} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class GuiTicket(models.Model):
+    """The handover of a signed-in dashboard user to one appliance's GUI origin.
+
+    Issued on the dashboard (the user and instance checked by policy), redeemed once on
+    the GUI host within seconds; then the GUI host's own cookie names it, so that
+    every proxied request can check that the dashboard session it came from is still
+    signed in. The nonce travels signed; the row makes it single use.
+    """
+
+    nonce = models.CharField(primary_key=True, max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="+")
+    # The dashboard session that asked for it: signing out there ends the GUI session too.
+    session_key = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    expires_at = models.DateTimeField()
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"GUI ticket of {self.user_id} for {self.instance_id}"
+
+
+class GuiRequestSlot(models.Model):
+    """One proxied GUI request in flight: the per-user cap counts these, in every web process.
+
+    A slot outlives a crashed process only until ``expires_at`` (the request's deadline
+    and a margin); the cap counts unexpired slots.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"GUI request of {self.user_id} until {self.expires_at:%H:%M:%S}"

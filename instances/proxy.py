@@ -1,44 +1,65 @@
-"""The appliance GUI reverse proxy: the dashboard forwards a member's browser to
-the appliance's own web GUI without the member ever learning its address.
+"""The appliance GUI reverse proxy: an appliance's own origin (``gui_origin``) forwards
+the browser to its web GUI without the user ever learning its address.
 
 Safety rules, each tested:
 - the upstream is the instance's recorded management endpoint and nothing else:
   never a host, port or URL from the request (the path only ever lands on that
   endpoint, and ``..`` segments are refused);
 - the endpoint must lie in ``ADMINVMS_GUI_ALLOWED_NETWORKS``;
-- hop-by-hop headers, cookies and ``Authorization`` are stripped on the way in,
-  hop-by-hop headers and ``Set-Cookie`` on the way out (the browser's cookies
-  belong to the dashboard);
-- redirects to the appliance itself are rewritten under the proxy prefix; any
-  other redirect is refused;
+- on the way in, hop-by-hop headers, cookies, ``Authorization`` and forwarding
+  headers are stripped; ``Origin`` and ``Referer`` of the GUI origin itself are
+  translated to the appliance's, others dropped;
+- on the way out, hop-by-hop headers and every header that would act beyond the
+  page are dropped: cookies (the GUI origin's one cookie is ours), a service
+  worker's wider scope, ``Refresh`` (a redirect the ``Location`` rules never see),
+  ``Clear-Site-Data``, framing (ours forbids it), HSTS and ``Alt-Svc`` (the
+  operator's, not an appliance's); caching is made private;
+- a redirect is kept only when it points into the appliance (its endpoint or its
+  GUI origin) and stays a plain path there after percent-decoding; it is
+  rewritten to that path, any other redirect is refused;
+- every request has a total deadline, headers and body together: a watchdog
+  shuts the upstream socket when it passes, so a slow-drip appliance cannot
+  hold a web worker longer;
 - responses are streamed.
 
 Why not django-revproxy: it rewrites ``Location`` by replacing the upstream host
-with the dashboard's, which loses our per-appliance path prefix and lets a
-redirect to any other host through; it forwards cookies both ways. Adapting it
-means overriding its private methods, so this module uses urllib3 (already
-installed with requests) directly, in about a hundred lines.
+with the dashboard's and forwards cookies both ways; and why not urllib3's pool:
+the deadline needs the socket of the one request. ``http.client`` gives both in
+a few lines, one connection per request.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import ipaddress
-import posixpath
-from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
-import urllib3
 from django.conf import settings
 
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-     "transfer-encoding", "upgrade"}
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer",
+     "trailers", "transfer-encoding", "upgrade"}
 )  # fmt: skip
-DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {"host", "cookie", "authorization", "content-length", "x-csrftoken"}
-DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"set-cookie", "content-length"}
+DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
+    "host", "cookie", "authorization", "content-length", "x-csrftoken", "forwarded", "x-forwarded-for",
+    "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip", "origin",
+    "referer",
+}  # fmt: skip
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {
+    "set-cookie", "set-cookie2", "content-length", "service-worker-allowed", "refresh", "clear-site-data",
+    "x-frame-options", "strict-transport-security", "alt-svc",
+}  # fmt: skip
 CHUNK = 64 * 1024
-
-_pool = urllib3.PoolManager(num_pools=20, maxsize=8, retries=False, timeout=urllib3.Timeout(connect=3.0, read=60.0))
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 30.0  # one socket read; the deadline bounds the whole request
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 class ProxyRefused(Exception):
@@ -56,7 +77,11 @@ class Endpoint:
 
     @property
     def netloc(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.netloc}"
 
 
 def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -87,47 +112,197 @@ def upstream_path(path: str, default: str) -> str:
     return "/" + quote(path, safe="/:@!$&'()*+,;=-._~")
 
 
-def rewrite_location(location: str, *, endpoint: Endpoint, requested: str, prefix: str) -> str:
-    """A redirect to the appliance itself, moved under ``prefix``; any other is refused."""
-    absolute = urljoin(f"http://{endpoint.netloc}{requested}", location)
-    parts = urlsplit(absolute)
-    if parts.scheme not in {"http", "https"} or parts.hostname != endpoint.host or (parts.port or 80) != endpoint.port:
-        raise ProxyRefused("The appliance redirected outside itself; the dashboard does not follow.")
-    target = posixpath.normpath(parts.path or "/")
-    rewritten = prefix.rstrip("/") + "/" + target.lstrip("/")
-    return rewritten + (f"?{parts.query}" if parts.query else "")
+def _fully_decoded(path: str) -> str:
+    """``path`` percent-decoded until nothing changes (``%252e`` is ``%2e`` is ``.``)."""
+    for _ in range(5):
+        decoded = unquote(path)
+        if decoded == path:
+            return path
+        path = decoded
+    raise ProxyRefused("The appliance redirected to a path encoded over and over; the dashboard does not follow.")
 
 
-def forward(request, *, endpoint: Endpoint, path: str, prefix: str):
-    """Send the request to the appliance; return (status, headers, body iterator, closer)."""
-    headers = {name: value for name, value in request.headers.items() if name.lower() not in DROPPED_REQUEST_HEADERS}
-    headers["Host"] = endpoint.netloc
-    headers["X-Forwarded-Proto"] = request.scheme
-    headers["X-Forwarded-Prefix"] = prefix
-    query = request.META.get("QUERY_STRING", "")
-    url = f"http://{endpoint.netloc}{path}" + (f"?{query}" if query else "")
+def rewrite_location(location: str, *, endpoint: Endpoint, requested: str, public_host: str) -> str:
+    """A redirect into the appliance, as a path on its GUI origin; any other is refused.
+
+    "Into the appliance" means to its management endpoint or to its GUI origin
+    (``public_host``), and to a path that stays one after percent-decoding: no dot
+    segments (``%2e%2e``), no backslash or control character, no ``//`` that a
+    browser reads as another host (``/%2f``), nothing under the reserved prefix.
+    """
+    refused = ProxyRefused("The appliance redirected outside itself; the dashboard does not follow.")
+    if _CONTROL.search(location):
+        raise refused
+    parts = urlsplit(urljoin(f"{endpoint.origin}{requested}", location))
     try:
-        upstream = _pool.urlopen(
-            request.method,
-            url,
-            body=request.body or None,
-            headers=headers,
-            redirect=False,
-            preload_content=False,
-            decode_content=False,
-        )
-    except urllib3.exceptions.HTTPError as exc:
-        raise ProxyRefused("The appliance GUI does not answer.", status=502) from exc
-    out_headers = []
-    for name, value in upstream.headers.items():
+        port = parts.port
+    except ValueError as exc:
+        raise refused from exc
+    netloc = (parts.hostname or "", port or {"http": 80, "https": 443}.get(parts.scheme))
+    public = urlsplit(f"//{public_host}")
+    if parts.scheme not in {"http", "https"} or netloc not in {
+        (endpoint.host, endpoint.port),
+        (public.hostname, public.port or {"http": 80, "https": 443}.get(parts.scheme)),
+    }:
+        raise refused
+    path = parts.path or "/"
+    decoded = _fully_decoded(path)
+    segments = decoded.split("/")
+    if (
+        _CONTROL.search(decoded)
+        or any(segment in {".", ".."} for segment in segments)
+        or decoded.startswith("//")
+        or (decoded + "/").startswith("/__adminvms__/")
+    ):
+        raise refused
+    return path + (f"?{parts.query}" if parts.query else "")
+
+
+def _private(cache_control: str) -> str:
+    """Responses are per user: never in a shared cache, whatever the appliance says."""
+    directives = [d.strip() for d in cache_control.split(",") if d.strip()]
+    kept = [d for d in directives if d.split("=")[0].strip().lower() not in {"public", "s-maxage", "private"}]
+    return ", ".join(["private", *kept])
+
+
+def _connection_tokens(headers) -> set[str]:
+    """Headers that ``Connection`` names are hop-by-hop too (RFC 9110, 7.6.1)."""
+    return {
+        token.strip().lower()
+        for name, value in headers
+        if name.lower() == "connection"
+        for token in value.split(",")
+        if token.strip()
+    }
+
+
+def request_headers(request, *, endpoint: Endpoint, public_origin: str) -> dict[str, str]:
+    dropped = DROPPED_REQUEST_HEADERS | _connection_tokens(request.headers.items())
+    headers = {name: value for name, value in request.headers.items() if name.lower() not in dropped}
+    headers["Host"] = endpoint.netloc
+    headers["Connection"] = "close"
+    headers["X-Forwarded-Proto"] = public_origin.partition(":")[0]
+    headers["X-Forwarded-Host"] = urlsplit(public_origin).netloc
+    # The appliance's own CSRF checks compare these with its Host: translate ours
+    # (the GUI host already refused requests from any other origin).
+    for name in ("Origin", "Referer"):
+        value = request.headers.get(name, "")
+        if value == public_origin or value.startswith(public_origin + "/"):
+            headers[name] = endpoint.origin + value[len(public_origin) :]
+    return headers
+
+
+def response_headers(
+    upstream: list[tuple[str, str]], *, endpoint: Endpoint, requested: str, public_host: str
+) -> list[tuple[str, str]]:
+    """The appliance's headers the browser may see; repeated ones joined (one header each in Django)."""
+    merged: dict[str, tuple[str, list[str]]] = {}
+    dropped = DROPPED_RESPONSE_HEADERS | _connection_tokens(upstream)
+    for name, value in upstream:
         lname = name.lower()
-        if lname in DROPPED_RESPONSE_HEADERS:
+        if lname in dropped:
             continue
         if lname == "location":
-            try:
-                value = rewrite_location(value, endpoint=endpoint, requested=path, prefix=prefix)
-            except ProxyRefused:
-                upstream.release_conn()
-                raise
-        out_headers.append((name, value))
-    return upstream.status, out_headers, upstream.stream(CHUNK, decode_content=False), upstream.release_conn
+            value = rewrite_location(value, endpoint=endpoint, requested=requested, public_host=public_host)
+        merged.setdefault(lname, (name, []))[1].append(value)
+    out = [(name, ", ".join(values)) for name, values in merged.values()]
+    cache = merged.get("cache-control")
+    out = [(n, v) for n, v in out if n.lower() != "cache-control"]
+    out.append(("Cache-Control", _private(", ".join(cache[1]) if cache else "")))
+    return out
+
+
+@dataclass
+class Upstream:
+    status: int
+    headers: list[tuple[str, str]]
+    body: Iterator[bytes]
+    close: Callable[[], None] = field(repr=False)
+
+
+class _Deadline:
+    """Shuts the connection's socket when the request's time is up, wherever it is blocked."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self._timer: threading.Timer | None = None
+
+    @property
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        return self.remaining <= 0
+
+    def arm(self, conn: http.client.HTTPConnection) -> None:
+        def expire():
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+
+        self._timer = threading.Timer(max(self.remaining, 0), expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def refusal(self) -> ProxyRefused:
+        return ProxyRefused(f"The appliance GUI did not answer within {self.seconds:g} seconds.", status=504)
+
+
+def forward(request, *, endpoint: Endpoint, path: str, public_origin: str, deadline: float) -> Upstream:
+    """Send the request to the appliance, all of it within ``deadline`` seconds."""
+    timer = _Deadline(deadline)
+    query = request.META.get("QUERY_STRING", "")
+    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=min(CONNECT_TIMEOUT, deadline))
+
+    def close():
+        timer.cancel()
+        conn.close()
+
+    try:
+        conn.connect()
+        conn.sock.settimeout(min(READ_TIMEOUT, max(timer.remaining, 0.001)))
+        timer.arm(conn)
+        conn.request(
+            request.method,
+            path + (f"?{query}" if query else ""),
+            body=request.body or None,
+            headers=request_headers(request, endpoint=endpoint, public_origin=public_origin),
+        )
+        response = conn.getresponse()
+        if timer.passed:  # headers cut short by the watchdog look complete to http.client
+            raise timer.refusal()
+        headers = response_headers(
+            response.getheaders(), endpoint=endpoint, requested=path, public_host=urlsplit(public_origin).netloc
+        )
+    except ProxyRefused:
+        close()
+        raise
+    except (OSError, http.client.HTTPException) as exc:
+        close()
+        if timer.passed:
+            raise timer.refusal() from exc
+        raise ProxyRefused("The appliance GUI does not answer.", status=502) from exc
+    return Upstream(response.status, headers, _stream(response, timer), close)
+
+
+def _stream(response: http.client.HTTPResponse, timer: _Deadline) -> Iterator[bytes]:
+    """The body as it comes; past the deadline the stream breaks off (raises), so the browser
+    sees an incomplete response rather than a complete-looking short one."""
+    while True:
+        try:
+            chunk = response.read1(CHUNK)
+        except (OSError, http.client.HTTPException) as exc:
+            if timer.passed:
+                raise timer.refusal() from exc
+            raise ProxyRefused("The appliance GUI broke off its answer.") from exc
+        if timer.passed:
+            raise timer.refusal()
+        if not chunk:
+            return
+        yield chunk

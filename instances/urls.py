@@ -18,5 +18,4 @@ urlpatterns = [
     path("portal/appliances/", views.portal_appliances, name="portal-appliances"),
     path("portal/appliances/<uuid:instance_id>/", views.appliance_detail, name="portal-appliance"),
     path("portal/appliances/<uuid:instance_id>/gui/", views.appliance_gui, name="portal-appliance-gui"),
-    path("portal/appliances/<uuid:instance_id>/gui/<path:path>", views.appliance_gui, name="portal-appliance-gui-path"),
 ]

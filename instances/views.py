@@ -11,11 +11,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.csrf import csrf_exempt
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
 from categories.models import InstanceCategory
@@ -24,9 +23,8 @@ from tenancy.decorators import provider_admin_required
 from tenancy.errors import DomainError, NotFound
 from tenancy.models import Project
 
-from . import operations, presentation, proxy, selectors, services
+from . import gui_origin, operations, presentation, selectors, services
 from .choices import Status
-from .drivers.registry import is_simulated
 from .filters import InstanceFilterSet
 from .forms import LaunchForm
 from .models import Instance
@@ -278,42 +276,23 @@ def appliance_detail(request, instance_id):
     return render(request, "portal/appliance.html", context)
 
 
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-@csrf_exempt  # the appliance's own forms carry no dashboard token; same-origin is checked below instead
 @login_required
-def appliance_gui(request, instance_id, path=""):
-    """The appliance's own web GUI, through the dashboard (DESIGN.md §5)."""
+def appliance_gui(request, instance_id):
+    """The "Open appliance GUI" button: a ticket to the appliance's own origin, where its GUI runs (rule 9).
+
+    The GUI never runs on this origin. A POST with this origin's CSRF token, so that
+    no other site can push a viewer into an appliance's GUI session; a GET (an old
+    link) lands on the appliance page and its button.
+    """
+    if request.method != "POST":
+        return redirect("portal-appliance", instance_id=instance_id)
     instance = _get_visible(request, instance_id)
-    verdict = policy.can(request.user, "appliance_gui", instance)
-    if not verdict:
-        status = {policy.Denial.NOT_FOUND: 404, policy.Denial.FORBIDDEN: 403}.get(verdict.denial, 409)
-        return _gui_error(request, instance, verdict.reason, status)
-    if request.method not in SAFE_METHODS and not _same_origin(request):
-        return _gui_error(request, instance, "Cross-site requests to the appliance GUI are refused.", 403)
-    if is_simulated(instance.backend):
-        # The simulated cloud runs nothing: it shows what the proxy would, labelled as simulated.
-        return render(request, "portal/gui_simulated.html", {"instance": instance, "path": path})
-    prefix = reverse("portal-appliance-gui", args=[instance.pk])
     try:
-        endpoint = proxy.parse_endpoint(instance.management_endpoint)
-        upstream = proxy.upstream_path(path, instance.category.gui_path or "/")
-        status, headers, body, release = proxy.forward(request, endpoint=endpoint, path=upstream, prefix=prefix)
-    except proxy.ProxyRefused as exc:
-        return _gui_error(request, instance, str(exc), exc.status)
-    response = StreamingHttpResponse(body, status=status)
-    for name, value in headers:
-        response[name] = value
-    response._resource_closers.append(release)
-    return response
-
-
-def _same_origin(request) -> bool:
-    origin = request.headers.get("Origin") or request.headers.get("Referer") or ""
-    return origin.startswith(f"{request.scheme}://{request.get_host()}/") or origin == (
-        f"{request.scheme}://{request.get_host()}"
-    )
+        token = services.gui_ticket_issue(user=request.user, instance=instance, session_key=request.session.session_key)
+    except DomainError as exc:
+        return _gui_error(request, instance, exc.message, exc.status)
+    origin = gui_origin.gui_origin(request, instance.pk)
+    return redirect(f"{origin}/__adminvms__/ticket?{urlencode({'t': token})}")
 
 
 def _gui_error(request, instance, message: str, status: int):

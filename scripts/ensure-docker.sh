@@ -153,3 +153,65 @@ SH
   build "$GUI_IMAGE" '["httpd", "-f", "-p", "8080", "-h", "/www"]' "$dir"
   say "built image $GUI_IMAGE"
 fi
+
+# For the browser test: an appliance whose page is hostile. Its script tries what
+# a page of the dashboard's origin could do (read the dashboard's cookies, call its
+# API with them, frame it, reach the window that opened it) and writes what it got
+# into #report. An image of its own, so that the GUI image above stays as it is.
+HOSTILE_IMAGE=adminvms/appliance-hostile:test
+if current "$HOSTILE_IMAGE"; then
+  say "image $HOSTILE_IMAGE is present"
+else
+  WORK=${WORK:-$(mktemp -d)}; chmod 755 "$WORK"
+  find_busybox
+  dir="$WORK/appliance-hostile"
+  rootfs "$dir"
+  printf '<!doctype html><title>adminvms appliance GUI</title><h1>adminvms appliance GUI</h1>\n' >"$dir/www/index.html"
+  cat >"$dir/www/hostile.html" <<'HTML'
+<!doctype html>
+<html><head><title>adminvms appliance GUI (hostile page)</title></head>
+<body><h1>adminvms appliance GUI</h1>
+<p>This page tries to reach the dashboard that opened it.</p>
+<pre id="report">running</pre>
+<script>
+(async () => {
+  const port = location.port ? ":" + location.port : "";
+  const dashboards = [location.protocol + "//localhost" + port, location.protocol + "//127.0.0.1" + port];
+  const report = {origin: location.origin, cookie: document.cookie, opener: String(window.opener), tries: []};
+  const attempt = async (what, run) => {
+    try { report.tries.push({what, got: await run()}); }
+    catch (e) { report.tries.push({what, blocked: e.name + ": " + e.message}); }
+  };
+  for (const dashboard of dashboards) {
+    await attempt("GET " + dashboard + "/api/v1/me/", async () => {
+      const r = await fetch(dashboard + "/api/v1/me/", {credentials: "include"});
+      return r.status + " " + (await r.text()).slice(0, 200);
+    });
+    await attempt("POST " + dashboard + "/api/v1/instances/", async () => {
+      const body = new URLSearchParams({name: "pwned-by-appliance", category: "standard"});
+      const r = await fetch(dashboard + "/api/v1/instances/",
+                            {method: "POST", credentials: "include", mode: "no-cors", body});
+      return r.type + " " + r.status;
+    });
+    await attempt("frame " + dashboard + "/portal/", () => new Promise((resolve, reject) => {
+      const frame = document.createElement("iframe");
+      frame.src = dashboard + "/portal/";
+      frame.onload = () => {
+        try { resolve("read: " + frame.contentDocument.cookie); } catch (e) { reject(e); }
+      };
+      document.body.appendChild(frame);
+      setTimeout(() => reject(new Error("no load")), 3000);
+    }));
+  }
+  await attempt("GET /api/v1/me/ on this origin", async () => {
+    const r = await fetch("/api/v1/me/", {credentials: "include"});
+    return r.status + " " + (await r.text()).slice(0, 200);
+  });
+  document.getElementById("report").textContent = JSON.stringify(report);
+  document.body.dataset.done = "1";
+})();
+</script></body></html>
+HTML
+  build "$HOSTILE_IMAGE" '["httpd", "-f", "-p", "8080", "-h", "/www"]' "$dir"
+  say "built image $HOSTILE_IMAGE"
+fi

@@ -6,8 +6,6 @@ errors and messages, management commands to ``CommandError``.
 
 from __future__ import annotations
 
-from .policy import Denial, Verdict
-
 
 class DomainError(Exception):
     status = 400
@@ -66,10 +64,11 @@ class QuotaExceeded(Conflict):
     code = "quota_exceeded"
 
 
-_BY_DENIAL = {Denial.NOT_FOUND: NotFound, Denial.FORBIDDEN: Forbidden, Denial.CONFLICT: Conflict}
+# By the values of policy.Denial (a StrEnum): 404, 403, 409.
+_BY_DENIAL = {"not_found": NotFound, "forbidden": Forbidden, "conflict": Conflict}
 
 
-def require(verdict: Verdict, *, field: str | None = None) -> None:
-    """Raise the domain error that matches a denied verdict."""
+def require(verdict, *, field: str | None = None) -> None:
+    """Raise the domain error that matches a denied ``policy.Verdict`` (errors import nothing of tenancy)."""
     if not verdict:
         raise _BY_DENIAL[verdict.denial](verdict.reason, field=field or verdict.field)

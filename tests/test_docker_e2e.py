@@ -1,5 +1,5 @@
-"""A member's appliance as a real container, its GUI through the dashboard's proxy,
-and VMs and containers side by side in one project."""
+"""A member's appliance as a real container, its GUI on its own origin through the
+dashboard's proxy, and VMs and containers side by side in one project."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def _body(response) -> str:
     return b"".join(response.streaming_content).decode() if response.streaming else response.content.decode()
 
 
-def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, api, run_tasks, engine, web):
+def test_member_opens_the_container_appliance_gui_on_its_own_origin(demo, nas, api, run_tasks, engine, web, gui_client):
     with run_tasks():
         launched = api(demo.alice).post("/api/v1/instances/", {"name": "nas-1", "category": "nas"}, format="json")
     assert launched.status_code == 202, launched.content
@@ -58,35 +58,48 @@ def test_member_opens_the_container_appliance_gui_through_the_proxy(demo, nas, a
     assert instance.status == "ACTIVE", instance.fault
     assert instance.management_endpoint.startswith("127.0.0.1:")
     assert set(instance.addresses) == {"project", "management"}
-    gui = f"/portal/appliances/{instance.pk}/gui/"
 
-    alice = web(demo.alice)
-    page = alice.get(gui)
-    assert page.status_code == 200
-    assert "adminvms appliance GUI" in _body(page)
+    alice_dashboard = web(demo.alice)
     # The member's own pages never show where it is.
-    detail = alice.get(f"/portal/appliances/{instance.pk}/").content.decode()
+    detail = alice_dashboard.get(f"/portal/appliances/{instance.pk}/").content.decode()
     assert instance.management_endpoint not in detail and instance.addresses["management"][0] not in detail
 
-    # Another project's member, and a reader, do not get through.
-    assert web(demo.bob).get(gui).status_code == 404
-    assert web(demo.rita).get(gui).status_code == 403
+    # "Open appliance GUI" hands over to the appliance's own origin; the GUI is at its root.
+    alice = gui_client(demo.alice, instance)
+    assert alice.gui_host == f"{instance.pk}.gui.localhost"
+    page = alice.get("/")
+    assert page.status_code == 200
+    assert "adminvms appliance GUI" in _body(page)
+    assert "adminvms appliance sub page" in _body(alice.get("/sub/page.html"))
+    # The dashboard's own origin proxies nothing any more.
+    assert alice_dashboard.get(f"/portal/appliances/{instance.pk}/gui/index.html").status_code == 404
 
-    # Redirects inside the appliance are kept inside the proxy; the others are refused.
-    inside = alice.get(gui + "cgi-bin/redirect-in")
-    assert inside.status_code == 302 and inside["Location"] == gui + "sub/page.html"
-    outside = alice.get(gui + "cgi-bin/redirect-out")
+    # Another project's member, and a reader, get no ticket.
+    assert web(demo.bob).post(f"/portal/appliances/{instance.pk}/gui/").status_code == 404
+    assert web(demo.rita).post(f"/portal/appliances/{instance.pk}/gui/").status_code == 403
+
+    # Redirects inside the appliance stay paths on its origin; the others are refused.
+    inside = alice.get("/cgi-bin/redirect-in")
+    assert inside.status_code == 302 and inside["Location"] == "/sub/page.html"
+    outside = alice.get("/cgi-bin/redirect-out")
     assert outside.status_code == 502 and "169.254" not in _body(outside)
 
-    # The appliance never sees the dashboard's cookies or credentials.
-    seen = _body(web(demo.alice, HTTP_AUTHORIZATION="Basic c2VjcmV0").get(gui + "cgi-bin/headers"))
-    assert "sessionid" not in seen and "c2VjcmV0" not in seen
+    # The appliance never sees a cookie or credentials (neither the GUI host's nor any other).
+    seen = _body(gui_client(demo.alice, instance, HTTP_AUTHORIZATION="Basic c2VjcmV0").get("/cgi-bin/headers"))
+    assert "HTTP_COOKIE" not in seen and "adminvms_gui" not in seen and "c2VjcmV0" not in seen
+    assert f"HTTP_HOST={instance.management_endpoint}" in seen
+    assert f"HTTP_X_FORWARDED_HOST={instance.pk}.gui.localhost" in seen
 
     # Nothing else is reachable: dot segments, absolute URLs and Host tricks.
-    assert alice.get(gui + "../../../etc/passwd").status_code == 400
-    assert alice.get(gui + "%2e%2e/admin/").status_code == 400
-    assert alice.get(gui + "http://169.254.169.254/latest/").status_code == 404  # the appliance's own 404
-    assert web(demo.alice, HTTP_HOST="169.254.169.254").get(gui).status_code == 400
+    assert alice.get("/../../../etc/passwd").status_code == 400
+    assert alice.get("/%2e%2e/admin/").status_code == 400
+    assert alice.get("/http://169.254.169.254/latest/").status_code == 404  # the appliance's own 404
+    assert alice.get("/", HTTP_HOST="169.254.169.254").status_code == 400
+
+    # A stopped appliance's GUI is refused at once, with the session still there.
+    Instance.objects.filter(pk=instance.pk).update(status="STOPPED")
+    assert alice.get("/").status_code == 409
+    Instance.objects.filter(pk=instance.pk).update(status="ACTIVE")
 
     with run_tasks():
         assert api(demo.alice).delete(f"/api/v1/instances/{instance.pk}/").status_code == 202

@@ -4,7 +4,8 @@
 - ``execution``: the worker side — running an action step by step against its backend;
 - ``reconcile``: comparing rows with what the backends report, and applying the drift;
 - ``catalog``: mirroring what the backends offer;
-- ``records``: the actions and events every one of them writes.
+- ``records``: the actions and events every one of them writes;
+- ``gui``: opening an appliance's GUI on its own origin (ticket, session, per-user cap).
 
 Every caller (REST API, web pages, Celery tasks, management commands) goes
 through these functions; none repeats a rule. The names below are the public ones.
@@ -12,6 +13,7 @@ through these functions; none repeats a rule. The names below are the public one
 
 from .catalog import backend_problem, catalog_sync
 from .execution import action_fail, action_step, actions_expire
+from .gui import gui_access, gui_slot_acquire, gui_slot_release, gui_ticket_issue, gui_ticket_redeem
 from .lifecycle import instance_act, instance_launch
 from .reconcile import drift_apply, drift_compare, instances_reconcile
 
@@ -23,6 +25,11 @@ __all__ = [
     "catalog_sync",
     "drift_apply",
     "drift_compare",
+    "gui_access",
+    "gui_slot_acquire",
+    "gui_slot_release",
+    "gui_ticket_issue",
+    "gui_ticket_redeem",
     "instance_act",
     "instance_launch",
     "instances_reconcile",

@@ -52,21 +52,22 @@ def stack(demo, live_server, workers):
     return live_server.url, worker
 
 
+def sign_in(browser, base_url: str, username: str):
+    """A new page (in a browser context of its own) signed in to the dashboard as ``username``."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=base_url)
+    page.goto("/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/accounts/login/" not in page.url, f"{username} could not sign in"
+    return page
+
+
 @pytest.fixture
 def login(browser, stack):
     base_url, _ = stack
-
-    def sign_in(username: str):
-        page = browser.new_page(viewport={"width": 1400, "height": 900}, base_url=base_url)
-        page.goto("/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", DEMO_PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_load_state()
-        assert "/accounts/login/" not in page.url, f"{username} could not sign in"
-        return page
-
-    return sign_in
+    return lambda username: sign_in(browser, base_url, username)
 
 
 def screenshot(page, name: str) -> None:
