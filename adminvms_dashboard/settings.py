@@ -280,6 +280,9 @@ ADMINVMS = {
         # than the service project: locks made there are the admin's, which members of the service
         # project cannot lift (Nova records "owner" locks for the server's own project).
         "LOCK_CLOUD": env("ADMINVMS_OS_LOCK_CLOUD"),
+        # Projects (ids) whose private images are the provider's, besides public images;
+        # empty: the service project alone. Every other private image is its project's own.
+        "IMAGE_OWNERS": env_list("ADMINVMS_OS_IMAGE_OWNERS"),
     },
     # The docker backend (DOCKER_HOST, default the local socket): where appliance GUI ports are
     # published, how long a stop may take, the API timeout and the containers' restart policy.

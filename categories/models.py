@@ -172,13 +172,19 @@ class TaggedQuerySet(models.QuerySet):
         if policy.is_provider_admin(user):
             return self
         hidden = InstanceCategory.objects.exclude(policy.category_visibility_q(user))
-        # Untagged items are generic; items tagged only with hidden categories are not shown.
-        return self.filter(Q(categories__isnull=True) | ~Q(categories__in=hidden)).distinct()
+        # Untagged items are generic; items tagged only with hidden categories are not shown;
+        # a project's own items are shown to that project alone.
+        return self.filter(
+            Q(categories__isnull=True) | ~Q(categories__in=hidden), policy.owned_visibility_q(user)
+        ).distinct()
+
+    def published(self):
+        """The provider's own items (a project's private ones excluded)."""
+        return self.filter(project__isnull=True)
 
 
 class VolumeQuerySet(TaggedQuerySet):
-    def visible_to(self, user):
-        return super().visible_to(user).filter(policy.volume_visibility_q(user))
+    pass
 
 
 class Image(models.Model):
@@ -188,6 +194,12 @@ class Image(models.Model):
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VM)
     backend_id = models.CharField(max_length=255, blank=True, help_text="Glance image id, or a Docker image reference.")
+    # Empty: the provider's image. Set: a project's private image (mirrored from the cloud), which
+    # that project alone sees and may boot for its own user-category instances; it never carries a
+    # category and never boots a managed instance (DESIGN.md rule 9).
+    project = models.ForeignKey(
+        "tenancy.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="images"
+    )
     categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="images")
     tags = models.JSONField(default=list, blank=True, help_text="Free tags; a category's image_tag picks by them.")
     min_ram_mb = models.PositiveIntegerField(default=0)

@@ -6,19 +6,30 @@ from .models import Image, InstanceCategory
 
 
 def category_default_image(category: InstanceCategory) -> Image | None:
-    """The category's fixed default image, else the newest active image carrying its ``image_tag``."""
+    """The category's fixed default image; else the newest active provider image offered for it:
+    linked to the category (the cloud's ``adminvms:category=<slug>`` tag, or the console), or
+    carrying its ``image_tag``. A project's private image is never a default."""
     if category.default_image_id:
         return category.default_image
+    candidates = Image.objects.published().filter(is_active=True, kind=category.kind).order_by("-created_at", "-pk")
+    linked = candidates.filter(categories=category).first()
     if not category.image_tag:
-        return None
-    candidates = Image.objects.filter(is_active=True, kind=category.kind).order_by("-created_at")
-    return next((image for image in candidates if category.image_tag in (image.tags or [])), None)
+        return linked
+    # SQLite (the embedded default) has no JSON containment lookup: the tags are compared here.
+    tagged = next((image for image in candidates if category.image_tag in (image.tags or [])), None)
+    return max((i for i in (linked, tagged) if i is not None), key=lambda i: (i.created_at, str(i.pk)), default=None)
 
 
-def image_refusal(category: InstanceCategory, image: Image) -> str:
-    """Why ``image`` cannot boot an instance of ``category``, or an empty string."""
+def image_refusal(category: InstanceCategory, image: Image, project=None) -> str:
+    """Why ``image`` cannot boot an instance of ``category`` in ``project``, or an empty string."""
     if not image.is_active:
         return f"Image '{image.name}' is not active."
+    if image.project_id is not None:
+        # A project's private image: its own user-category instances only, as the cloud would allow it.
+        if category.is_managed:
+            return f"Image '{image.name}' is a project's own image; '{category.slug}' instances boot the provider's."
+        if project is None or image.project_id != project.pk:
+            return f"Image '{image.name}' belongs to another project."
     if image.kind != category.kind:
         return f"Image '{image.name}' is a {image.kind} image; category '{category.slug}' runs {category.kind}s."
     tagged = [c.pk for c in image.categories.all()]

@@ -222,13 +222,21 @@ CATEGORY_TAG_PREFIX = "adminvms:category="
 
 @transaction.atomic
 def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[str, str]) -> dict[str, int]:
-    """Upsert what a backend offers: flavors and images by backend id, then by name.
+    """Upsert what a backend offers: projects mapped by name, flavors, and images by backend id.
 
-    An image tagged ``adminvms:category=<slug>`` is offered for that category.
-    Projects without a backend id get the one of the backend project with their
-    slug as name. Nothing is deleted: instances may still refer to it.
+    A provider image (``provider`` true: public, or owned by the provider's projects) tagged
+    ``adminvms:category=<slug>`` is offered for that category. A project's private image
+    (``owner`` names its backend project) is mirrored for that project alone: it never
+    carries a category and its tags decide nothing; one whose project is not mapped here is
+    skipped. Images match by backend id only, never by name: a same-named image never takes
+    over a row. Nothing is deleted: instances may still refer to it.
     """
-    counts = {"flavors": 0, "images": 0, "projects": 0}
+    counts = {"flavors": 0, "images": 0, "private_images": 0, "projects": 0}
+    for project in Project.objects.filter(keystone_id=""):
+        if project_id := projects.get(project.slug):
+            project.keystone_id = project_id
+            project.save(update_fields=["keystone_id"])
+            counts["projects"] += 1
     for spec in flavors:
         flavor = (
             Flavor.objects.filter(backend_id=spec["backend_id"]).first()
@@ -240,26 +248,24 @@ def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[st
         flavor.save()
         counts["flavors"] += 1
     categories = {c.slug: c for c in InstanceCategory.objects.all()}
+    owners = {p.keystone_id: p for p in Project.objects.exclude(keystone_id="")}
     for info in images:
-        image = (
-            Image.objects.filter(backend_id=info["backend_id"]).first()
-            or Image.objects.filter(name=info["name"], kind=info["kind"]).first()
-            or Image(name=info["name"], kind=info["kind"])
-        )
-        image.backend_id, image.min_ram_mb, image.min_disk_gb = (
-            info["backend_id"],
-            info["min_ram_mb"],
-            info["min_disk_gb"],
-        )
-        slugs = [t.removeprefix(CATEGORY_TAG_PREFIX) for t in info["tags"] if t.startswith(CATEGORY_TAG_PREFIX)]
-        image.tags = [t for t in info["tags"] if not t.startswith(CATEGORY_TAG_PREFIX)]
-        image.save()
-        if tagged := [categories[slug] for slug in slugs if slug in categories]:
-            image.categories.set(tagged)
-        counts["images"] += 1
-    for project in Project.objects.filter(keystone_id=""):
-        if project_id := projects.get(project.slug):
-            project.keystone_id = project_id
-            project.save(update_fields=["keystone_id"])
-            counts["projects"] += 1
+        owner = None if info.get("provider", True) else owners.get(info.get("owner", ""))
+        if owner is None and not info.get("provider", True):
+            continue  # a private image of a project that has no place here
+        image = Image.objects.filter(backend_id=info["backend_id"]).first() or Image(backend_id=info["backend_id"])
+        image.name, image.kind, image.project = info["name"], info["kind"], owner
+        image.min_ram_mb, image.min_disk_gb = info["min_ram_mb"], info["min_disk_gb"]
+        if owner is None:
+            slugs = [t.removeprefix(CATEGORY_TAG_PREFIX) for t in info["tags"] if t.startswith(CATEGORY_TAG_PREFIX)]
+            image.tags = [t for t in info["tags"] if not t.startswith(CATEGORY_TAG_PREFIX)]
+            image.save()
+            if tagged := [categories[slug] for slug in slugs if slug in categories]:
+                image.categories.set(tagged)
+            counts["images"] += 1
+        else:
+            image.tags = []
+            image.save()
+            image.categories.clear()
+            counts["private_images"] += 1
     return counts

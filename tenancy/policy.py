@@ -110,7 +110,8 @@ def instance_visibility_q(user) -> Q:
     return projects_q(user, "project_id") & category_visibility_q(user, "category__")
 
 
-def volume_visibility_q(user) -> Q:
+def owned_visibility_q(user) -> Q:
+    """Images and volumes: the provider's (no project) for everybody, a project's own to that project alone."""
     if is_provider_admin(user):
         return Q()
     return Q(project__isnull=True) | projects_q(user, "project_id")

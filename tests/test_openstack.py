@@ -13,6 +13,7 @@ from pathlib import Path
 import openstack
 import pytest
 
+from categories.models import Image, InstanceCategory
 from instances import services
 from instances.drivers.registry import get_driver, reset
 from instances.models import Instance
@@ -46,7 +47,8 @@ def nova_admin(clouds_file):
 
 @pytest.fixture
 def on_openstack(demo, settings, clouds_file):
-    """The demo's VM categories on the openstack backend (images by their Glance names)."""
+    """The demo's VM categories on the openstack backend, booting Glance's images as seed_demo sets them up
+    there: mirrored by sync_catalog and offered to each category by their adminvms:category tags."""
     settings.ADMINVMS = {
         **settings.ADMINVMS,
         "BACKENDS": ["sim", "openstack"],
@@ -54,11 +56,10 @@ def on_openstack(demo, settings, clouds_file):
     }
     reset()
     for slug in ("standard", "lb", "vsa"):
-        demo.categories[slug].backend = "openstack"
-        demo.categories[slug].save()
-    for image in demo.images.values():
-        image.backend_id = image.name
-        image.save()
+        InstanceCategory.objects.filter(slug=slug).update(backend="openstack", default_image=None)
+        demo.categories[slug].refresh_from_db()
+    Image.objects.filter(kind="vm").update(is_active=False)  # the simulated cloud's images
+    services.catalog_sync(backend="openstack")
     yield demo
     reset()
 
@@ -319,14 +320,14 @@ def test_sync_catalog_mirrors_flavors_images_and_maps_projects(on_openstack, nov
 
     from django.core.management import call_command
 
-    from categories.models import Flavor, Image
+    from categories.models import Flavor
 
     out = io.StringIO()
     call_command("sync_catalog", backend=["openstack"], stdout=out)
     assert "openstack:" in out.getvalue()
     assert Flavor.objects.get(name="m1.small").backend_id == nova_admin.compute.find_flavor("m1.small").id
     glance = nova_admin.image.find_image("vsa-appliance")
-    image = Image.objects.get(name="vsa-appliance")
+    image = Image.objects.get(backend_id=glance.id)
     assert image.backend_id == glance.id
     assert [c.slug for c in image.categories.all()] == ["vsa"]
     on_openstack.acme.refresh_from_db()
@@ -420,3 +421,51 @@ def test_a_refused_create_leaves_no_ports_behind(on_openstack, api, os_worker, n
     assert "availability zone" in Instance.objects.get(pk=iid).fault.lower()
     assert _servers(nova_admin, iid) == []
     assert list(nova_admin.network.ports(tags=f"adminvms-instance:{iid}")) == []
+
+
+@pytest.fixture
+def alices_image(nova_admin):
+    """The attack's image: alice (project acme, her own Keystone credentials) uploads a private image
+    named like the provider's appliance image and tagged for the vsa category."""
+    image = _cloud("adminvms-acme").image.create_image(
+        name="vsa-appliance", disk_format="raw", container_format="bare", visibility="private",
+        data=b"\0" * 4096, tags=["adminvms:category=vsa"],
+    )  # fmt: skip
+    yield image
+    nova_admin.image.delete_image(image, ignore_missing=True)
+
+
+def test_a_tenants_image_serves_no_category_and_no_other_project(
+    on_openstack, alices_image, api, os_worker, nova_admin
+):
+    [provider_vsa] = [i for i in nova_admin.image.images(name="vsa-appliance") if i.visibility == "public"]
+    services.catalog_sync(backend="openstack")
+    mirrored = Image.objects.get(backend_id=alices_image.id)
+    assert mirrored.project == on_openstack.acme and not mirrored.categories.exists() and mirrored.tags == []
+    # The same name took nothing over: the provider's row is still the provider's, linked to vsa.
+    provider_row = Image.objects.get(backend_id=provider_vsa.id)
+    assert provider_row.project is None and [c.slug for c in provider_row.categories.all()] == ["vsa"]
+
+    bob = api(on_openstack.bob)
+    listed = {i["id"] for i in bob.get("/api/v1/images/?page_size=1000").json()["results"]}
+    assert str(provider_row.pk) in listed and str(mirrored.pk) not in listed
+    for client in (bob, api(on_openstack.alice)):  # another project's member; and alice, for a managed vsa
+        response = client.post(
+            "/api/v1/instances/", {"name": "x", "category": "vsa", "image": str(mirrored.pk)}, format="json"
+        )
+        assert response.status_code == 400, response.content
+        assert "image" in response.json() or response.json()["field"] == "image"  # unknown to bob; refused alice
+    assert not Instance.objects.exists()
+
+    worker = os_worker()
+    alice = api(on_openstack.alice)
+    default = _launch(alice, name="os-default", category="vsa")  # no image: the provider's, by its link
+    assert Instance.objects.get(pk=default).image == provider_row
+    own = _launch(alice, name="os-own", image=str(mirrored.pk))  # her own image, in her own project
+    wait_until(_settled(alice, own, "ACTIVE"), SETTLE, "alice's standard server from her own image", worker)
+    [server] = _servers(nova_admin, own)
+    assert server.image.id == alices_image.id
+    for iid in [i.pk for i in Instance.objects.exclude(status="DELETED")]:
+        api(on_openstack.admin).delete(f"/api/v1/instances/{iid}/")
+    for iid in [i.pk for i in Instance.objects.all()]:
+        wait_until(_settled(api(on_openstack.admin), iid, "DELETED"), SETTLE, "cleanup", worker)

@@ -85,6 +85,10 @@ class ImageInfo:
     tags: tuple[str, ...] = ()
     min_ram_mb: int = 0
     min_disk_gb: int = 0
+    # The provider's own (public, or owned by the provider's projects); else a project's private
+    # image, whose backend project is ``owner``.
+    provider: bool = True
+    owner: str = ""
 
 
 @dataclass(frozen=True)

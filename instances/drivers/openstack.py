@@ -343,9 +343,7 @@ class OpenStackDriver(ComputeDriver):
                 return self._info(existing)
             conn = self._conn_for(spec)
             owner = self.conn.current_project_id if spec.managed else self._project_id(spec)
-            image = self.conn.image.find_image(spec.image, ignore_missing=True)
-            if image is None:
-                raise DriverError(f"Image '{spec.image_name or spec.image}' does not exist in Glance.")
+            image = self._image(spec, owner)
             flavor_ref = (spec.flavor.backend_id or spec.flavor.name) if spec.flavor else ""
             flavor = self.conn.compute.find_flavor(flavor_ref, ignore_missing=True) if flavor_ref else None
             if flavor is None:
@@ -429,6 +427,29 @@ class OpenStackDriver(ComputeDriver):
                 if f.is_public is not False
             ]
 
+    def _image_owners(self) -> set[str]:
+        return set(_conf().get("IMAGE_OWNERS") or ()) or {self.conn.current_project_id}
+
+    def _is_provider_image(self, image) -> bool:
+        # The service account's listing holds every project's private images too (FACTS.md):
+        # only public ones and those of the provider's own projects are the provider's.
+        return image.visibility in ("public", "community") or image.owner in self._image_owners()
+
+    def _image(self, spec: ServerSpec, owner: str):
+        """The image by its Glance id, never by a name any project may give its own image; the
+        provider's for a managed server, the provider's or the owner project's own otherwise."""
+        try:
+            image = self.conn.image.get_image(spec.image)
+        except os_exc.NotFoundException:
+            image = None
+        if image is None or image.status != "active":
+            raise DriverError(f"Image '{spec.image_name or spec.image}' is not an active image id in Glance.")
+        if not self._is_provider_image(image) and (spec.managed or image.owner != owner):
+            raise DriverError(
+                f"Image '{spec.image_name or spec.image}' is not the provider's; it boots no such server."
+            )
+        return image
+
     def list_images(self) -> list[ImageInfo]:
         with _Translate():
             return [
@@ -439,6 +460,8 @@ class OpenStackDriver(ComputeDriver):
                     tags=tuple(i.tags or ()),
                     min_ram_mb=i.min_ram or 0,
                     min_disk_gb=i.min_disk or 0,
+                    provider=self._is_provider_image(i),
+                    owner=i.owner or "",
                 )
                 for i in self.conn.image.images(status="active")
             ]

@@ -57,12 +57,14 @@ def _resolve_flavor(category: InstanceCategory, flavor: Flavor | None) -> Flavor
     return flavor
 
 
-def _resolve_image(category: InstanceCategory, image: Image | None, flavor: Flavor | None, driver) -> Image:
+def _resolve_image(
+    category: InstanceCategory, project: Project, image: Image | None, flavor: Flavor | None, driver
+) -> Image:
     if image is None:
         image = category_default_image(category)
         if image is None:
             raise InvalidInput(f"Category '{category.slug}' has no default image; name one.", field="image")
-    if problem := image_refusal(category, image) or driver.image_refusal(image.reference):
+    if problem := image_refusal(category, image, project) or driver.image_refusal(image.reference):
         raise InvalidInput(problem, field="image")
     if flavor is not None and (flavor.ram_mb < image.min_ram_mb or flavor.disk_gb < image.min_disk_gb):
         raise InvalidInput(f"Flavor '{flavor.name}' is too small for image '{image.name}'.", field="flavor")
@@ -127,7 +129,7 @@ def instance_launch(
     if problem := driver.supports(category.kind):
         raise InvalidInput(problem, field="category")
     flavor = _resolve_flavor(category, flavor)
-    image = _resolve_image(category, image, flavor, driver)
+    image = _resolve_image(category, project, image, flavor, driver)
     _check_quota(project=project, category=category, count=count)
 
     launch = operations.get(ActionType.LAUNCH)

@@ -152,7 +152,10 @@ class Command(BaseCommand):
         catalog.category_standard()
         categories = {c.slug: c for c in InstanceCategory.objects.all()}
         images = {}
+        on_openstack = "openstack" in enabled_backends()
         for name, kind, _slugs, tags in IMAGES:
+            if kind == "vm" and on_openstack:
+                continue  # the demo's VM categories boot Glance's images, mirrored and linked by their tags
             moved = (
                 on_docker
                 and name in DOCKER_IMAGES
@@ -166,12 +169,10 @@ class Command(BaseCommand):
             )
         standard = categories["standard"]
         if standard.default_flavor is None:
-            catalog.category_update(
-                user=admin,
-                category=standard,
-                data={"default_flavor": flavors["m1.small"], "default_image": images["debian-12"]},
-                allowed_flavors=flavors.values(),
-            )
+            data = {"default_flavor": flavors["m1.small"]}
+            if "debian-12" in images:
+                data["default_image"] = images["debian-12"]
+            catalog.category_update(user=admin, category=standard, data=data, allowed_flavors=flavors.values())
         for spec in CATEGORIES:
             if spec["slug"] in categories:
                 continue
@@ -185,6 +186,8 @@ class Command(BaseCommand):
                 user=admin, data=data, allowed_flavors=[flavors[f] for f in spec["flavors"]]
             )
         for name, _kind, slugs, tags in IMAGES:
+            if name not in images:
+                continue
             catalog.image_update(
                 user=admin, image=images[name], tags=tags or None, categories=[categories[s] for s in slugs]
             )
