@@ -24,6 +24,14 @@ DB_PREFIX="mysql+pymysql://$DB_USER:$DB_PASSWORD@127.0.0.1:3306"
 DATABASES=(keystone placement glance nova_api nova nova_cell0 neutron)
 RABBIT_URL=${ADMINVMS_OPENSTACK_RABBIT_URL:-rabbit://guest:guest@127.0.0.1:5672/}
 KEYSTONE_URL=http://127.0.0.1:${PORT[keystone]}
+# gunicorn's options for every API: one worker with a few threads (the tests'
+# load is a handful of concurrent calls, and every extra worker costs 100-200
+# MB). --keep-alive: gunicorn closes an idle keep-alive connection after 2 s by
+# default, and openstacksdk polls every 2 s, so a client now and then sent a
+# request on a connection the server was closing ("Connection reset by peer"
+# from nova-api on a fresh clone). 75 s, a typical load balancer's idle timeout,
+# outlasts any client's pause between two polls.
+GUNICORN_OPTS=(--workers 1 --worker-class gthread --threads 4 --timeout 120 --graceful-timeout 5 --keep-alive 75)
 export ADMINVMS_OS_ADMIN_PASSWORD=admin-secret ADMINVMS_OS_SERVICE_PASSWORD=service-secret
 
 mkdir -p "$ETC" "$LOGS" "$RUN" "$DATA"
@@ -130,9 +138,9 @@ render_configs() {
   render "$t/neutron/ml2_conf.ini" "$ETC/neutron/ml2_conf.ini"
   render "$t/nova/nova.conf" "$ETC/nova/nova.conf"
   for host in "${COMPUTE_HOSTS[@]}"; do render "$t/nova/compute.conf" "$ETC/nova/compute-$host.conf" "$host"; done
-  # What the running processes were started with: configs, venv, shim.
+  # What the running processes were started with: configs, venv, shim, gunicorn's options.
   CONFIG_SHA=$( (cd "$ETC" && find . -type f | LC_ALL=C sort | xargs sha256sum; echo "$VENV $ML2_SHA";
-    sha256sum "$HERE/wsgi_shim.py") | sha256sum | cut -c1-16)
+    echo "${GUNICORN_OPTS[*]}"; sha256sum "$HERE/wsgi_shim.py") | sha256sum | cut -c1-16)
 }
 
 # --- MariaDB and RabbitMQ --------------------------------------------------------
@@ -339,11 +347,8 @@ start_api() {
     # nova-api loads its paste pipeline from the first of these files.
     OS_NOVA_CONFIG_DIR="$ETC/nova" OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf"
     OS_NEUTRON_CONFIG_DIR="$ETC/neutron" OS_NEUTRON_CONFIG_FILES="neutron.conf;ml2_conf.ini")
-  # One worker with a few threads each: the tests' load is a handful of
-  # concurrent calls, and every extra worker costs 100-200 MB.
   start "$name" "${env[@]}" "$VENV/bin/gunicorn" --name "adminvms-$name" --chdir "$STATE" --pythonpath "$HERE" \
-    --bind "127.0.0.1:${PORT[$name]}" --workers 1 --worker-class gthread --threads 4 --timeout 120 \
-    --graceful-timeout 5 --access-logfile - --error-logfile - \
+    --bind "127.0.0.1:${PORT[$name]}" "${GUNICORN_OPTS[@]}" --access-logfile - --error-logfile - \
     --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(M)sms' wsgi_shim:application
 }
 start_nova() {
