@@ -260,21 +260,30 @@ def test_create_after_a_crash_between_create_and_start_finishes_the_container(dr
 
 
 def _concurrently(count: int, work) -> tuple[list, list]:
+    """Run ``work(n)`` in ``count`` threads at once: (results, DriverErrors), one entry per thread.
+
+    Anything else a thread raises (an SDK exception, an assertion) is raised here, so it fails the
+    test instead of leaving a thread's result out."""
     barrier = threading.Barrier(count)
-    results, errors = [], []
+    results, errors, unexpected = [], [], []
 
     def run(n: int):
-        barrier.wait()
         try:
+            barrier.wait(timeout=60)
             results.append(work(n))
-        except DriverError as exc:  # the assertion shows it
+        except DriverError as exc:  # the caller's assertion shows it
             errors.append(exc)
+        except BaseException as exc:
+            unexpected.append(exc)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread is still running after 120 s"
+    if unexpected:
+        raise BaseExceptionGroup("a concurrent call raised something else than a DriverError", unexpected)
     return results, errors
 
 
@@ -292,7 +301,7 @@ def test_concurrent_creates_of_one_instance_make_one_container_and_one_network(s
     server_spec = spec(network_placement="both")
     results, errors = _concurrently(3, lambda n: _create_retrying(server_spec).backend_id)
     assert errors == []
-    assert len(set(results)) == 1
+    assert len(results) == 3 and len(set(results)) == 1
     assert len(engine.containers.list(all=True, filters={"label": f"adminvms.instance={server_spec.instance_id}"})) == 1
     # The engine's duplicate check races; the racers agreed on one project network and removed their twins.
     assert [n.name for n in engine.networks.list(names=[project_network(project)])] == [project_network(project)]
@@ -302,7 +311,8 @@ def test_concurrent_first_launches_in_a_project_share_one_network(spec, engine, 
     specs = [spec(network_placement="both") for _ in range(3)]
     results, errors = _concurrently(3, lambda n: _create_retrying(specs[n]))
     assert errors == []
-    assert {info.status for info in results} == {ServerStatus.ACTIVE}
+    assert len(results) == 3 and {info.status for info in results} == {ServerStatus.ACTIVE}
+    assert len({info.backend_id for info in results}) == 3
     [network] = engine.networks.list(names=[project_network(project)])
     network.reload()
     assert {c.id for c in network.containers} == {info.backend_id for info in results}
