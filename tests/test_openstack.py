@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -22,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOUDS = ROOT / ".openstack" / "clouds.yaml"
 LOGS = ROOT / ".openstack" / "logs"
 SETTLE = 90
+API_PORTS = {"keystone": 5000, "nova-api": 8774}  # tests/openstack/common.sh
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +88,23 @@ def _settled(client, instance_id, status):
         return body if body["status"] == status and not body["task_state"] else None
 
     return check
+
+
+def _answers(port: int) -> bool:
+    """Whether an API answers HTTP on 127.0.0.1:port (any status, 401 included)."""
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _control_plane(script: str, *names: str) -> None:
+    subprocess.run(
+        ["bash", str(ROOT / "tests/openstack" / script), *names], check=True, capture_output=True, timeout=300
+    )
 
 
 def _launch(client, **body):
@@ -167,10 +187,27 @@ def test_worker_killed_right_after_the_create_call_makes_one_server(on_openstack
     wait_until(_settled(client, iid, "DELETED"), SETTLE, "cleanup", second)
 
 
-def test_hard_anti_affinity_spreads_replicas_and_refuses_a_third(on_openstack, api, os_worker, nova_admin):
+@pytest.fixture
+def lb_of_this_run(on_openstack, nova_admin):
+    """The lb category under a slug of this run's own: its server group (named after project and
+    category) is not shared with another run on the same control plane, nor with a failed one's leftovers."""
+    lb = on_openstack.categories["lb"]
+    lb.slug = f"lb-{uuid.uuid4().hex[:8]}"
+    lb.save()
+    group_name = f"adminvms-acme-{lb.slug}"
+    yield lb.slug, group_name
+    for group in nova_admin.compute.server_groups():
+        if group.name == group_name:
+            nova_admin.compute.delete_server_group(group, ignore_missing=True)
+
+
+def test_hard_anti_affinity_spreads_replicas_and_refuses_a_third(
+    on_openstack, lb_of_this_run, api, os_worker, nova_admin
+):
+    slug, group_name = lb_of_this_run
     worker = os_worker()
     admin = api(on_openstack.admin)
-    ids = [_launch(admin, name=f"os-lb-{n}", category="lb", project="acme") for n in range(3)]
+    ids = [_launch(admin, name=f"os-lb-{n}", category=slug, project="acme") for n in range(3)]
     final = {}
     for iid in ids:
         final[iid] = wait_until(
@@ -188,6 +225,8 @@ def test_hard_anti_affinity_spreads_replicas_and_refuses_a_third(on_openstack, a
     assert len(active) == 2 and len(errors) == 1
     assert {b["host"] for b in active} == {"compute1", "compute2"}
     assert "No valid host" in errors[0]["fault"]
+    [group] = [g for g in nova_admin.compute.server_groups() if g.name == group_name]
+    assert {b["backend_id"] for b in active} <= set(group.member_ids)  # this run's own group placed them
     for iid in ids:
         admin.delete(f"/api/v1/instances/{iid}/")
     for iid in ids:
@@ -237,17 +276,28 @@ def test_reconcile_finds_vanished_servers_and_orphans_in_one_listing(on_openstac
 
 @pytest.mark.parametrize("service", ["nova-api", "keystone"])
 def test_a_service_down_mid_launch_ends_in_error_after_bounded_retries(on_openstack, api, os_worker, service):
-    """The worker's first call needs Keystone (a token) and then Nova: either one gone gives a clear ERROR."""
+    """The worker's first call needs Keystone (a token) and then Nova: either one gone gives a clear ERROR,
+    and the same launch through the same worker succeeds once the service is back."""
+    port = API_PORTS[service]
     worker = os_worker(ADMINVMS_TASK_MAX_RETRIES="2")
     client = api(on_openstack.alice)
-    subprocess.run(["bash", str(ROOT / "tests/openstack/down.sh"), service], check=True, capture_output=True)
+    assert _answers(port), f"{service} does not answer before the test stops it"
+    _control_plane("down.sh", service)
     try:
+        assert not _answers(port), f"{service} still answers after down.sh"
         iid = _launch(client, name=f"os-no-{service}")
         body = wait_until(_settled(client, iid, "ERROR"), SETTLE, f"ERROR while {service} is down", worker)
         assert "did not answer after 3 tries" in body["fault"]
-        assert Instance.objects.get(pk=iid).task_state == ""
+        instance = Instance.objects.get(pk=iid)
+        assert f"127.0.0.1:{port}/" in instance.fault  # the stopped service, not some other failure
+        assert instance.task_state == ""
     finally:
-        subprocess.run(["bash", str(ROOT / "tests/openstack/up.sh")], check=True, capture_output=True, timeout=300)
+        _control_plane("up.sh")
+    # The control: the same request through the same worker, with the service up.
+    again = _launch(client, name=f"os-no-{service}")
+    wait_until(_settled(client, again, "ACTIVE"), SETTLE, f"launch once {service} is back", worker)
+    client.delete(f"/api/v1/instances/{again}/")
+    wait_until(_settled(client, again, "DELETED"), SETTLE, "cleanup", worker)
 
 
 def test_sync_catalog_mirrors_flavors_images_and_maps_projects(on_openstack, nova_admin):
@@ -269,12 +319,19 @@ def test_sync_catalog_mirrors_flavors_images_and_maps_projects(on_openstack, nov
     assert on_openstack.acme.keystone_id == nova_admin.identity.find_project("acme").id
 
 
-def test_container_categories_are_refused_without_zun(on_openstack, api):
+def test_container_categories_are_refused_without_zun(on_openstack, api, nova_admin):
+    # The controls: the cloud's catalog answers, has Nova and no Zun, and the driver reads it (an
+    # unreachable cloud would also end in "no Zun"); the same request is valid on a backend with containers.
+    assert nova_admin.endpoint_for("compute") and nova_admin.endpoint_for("container") is None
+    assert get_driver("openstack").conn.endpoint_for("compute")
+    admin = api(on_openstack.admin)
+    body = {"name": "c", "category": "cache", "project": "acme"}
+    assert on_openstack.categories["cache"].backend != "openstack"
+    assert admin.post("/api/v1/instances/", body, format="json").status_code == 202
+
     on_openstack.categories["cache"].backend = "openstack"
     on_openstack.categories["cache"].save()
-    response = api(on_openstack.admin).post(
-        "/api/v1/instances/", {"name": "c", "category": "cache", "project": "acme"}, format="json"
-    )
+    response = admin.post("/api/v1/instances/", body, format="json")
     assert response.status_code == 400
     assert response.json()["field"] == "category"
-    assert "Zun" in response.json()["detail"]
+    assert "the cloud has no Zun (container) service" in response.json()["detail"]
