@@ -272,6 +272,8 @@ def test_reconcile_finds_vanished_servers_and_orphans_in_one_listing(on_openstac
     nova_admin.compute.delete_server(stray.id)
     for iid in ids[1:]:
         client.delete(f"/api/v1/instances/{iid}/")
+    for iid in ids[1:]:  # before the worker stops, or the servers outlive the test
+        wait_until(_settled(client, iid, "DELETED"), SETTLE, "reconcile cleanup", worker)
 
 
 @pytest.mark.parametrize("service", ["nova-api", "keystone"])
