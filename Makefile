@@ -27,12 +27,7 @@ run: venv
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "adminvms: http://$(HOST):$(PORT)/  (API: /api/v1/, docs: /api/docs/; Ctrl-C stops)"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(VENV)/bin/celery -A adminvms_dashboard worker --beat --loglevel=INFO --concurrency=2 \
-	  --schedule="$${ADMINVMS_DATA_DIR:-.data}/celerybeat-schedule" & \
-	$(VENV)/bin/gunicorn adminvms_dashboard.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
-	  --access-logfile - & \
-	wait -n
+	@VENV=$(VENV) HOST=$(HOST) PORT=$(PORT) exec bash scripts/run.sh
 
 services:
 	@bash scripts/ensure-services.sh
