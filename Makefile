@@ -14,8 +14,10 @@ PORT ?= 8000
 include $(wildcard mk/*.mk)
 
 venv: $(STAMP)
+# A venv without pip is what a failed `python3 -m venv` (Debian without python3-venv) leaves behind:
+# make sure venvs can be made (scripts/ensure-venv.sh), then make it anew.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip --version >/dev/null 2>&1 || { bash scripts/ensure-venv.sh $(PYTHON) && $(PYTHON) -m venv --clear $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
