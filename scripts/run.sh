@@ -33,16 +33,8 @@ STOP_TIMEOUT=${ADMINVMS_STOP_TIMEOUT:-15}
 
 say() { printf 'adminvms: %s\n' "$*" >&2; }
 
-set -m # every background job leads its own process group
-"$VENV/bin/celery" -A adminvms_dashboard worker --beat --loglevel=INFO --concurrency=2 \
-  --schedule="${ADMINVMS_DATA_DIR:-.data}/celerybeat-schedule" </dev/null &
-worker=$!
-"$VENV/bin/gunicorn" adminvms_dashboard.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
-  --graceful-timeout 5 --access-logfile - </dev/null &
-web=$!
-groups=("$worker" "$web")
-
-any_left() { # any process left in the servers' groups (a zombie not yet reaped counts)
+groups=() # the servers' process groups; each leader is the server's main process
+any_left() { # any process left in the servers' groups
   local group
   for group in "${groups[@]}"; do kill -0 -- "-$group" 2>/dev/null && return 0; done
   return 1
@@ -56,7 +48,7 @@ stop() { # exit status
   trap 'say "killing"; kill_groups' INT
   trap '' TERM HUP
   say "stopping (Ctrl-C again to kill)"
-  kill -TERM "$worker" "$web" 2>/dev/null
+  ((${#groups[@]})) && kill -TERM "${groups[@]}" 2>/dev/null
   local deadline=$((SECONDS + STOP_TIMEOUT))
   while any_left && ((SECONDS < deadline)); do sleep 0.2; done # bash reaps its children as they exit
   if any_left; then
@@ -66,8 +58,18 @@ stop() { # exit status
   wait 2>/dev/null
   exit "$1"
 }
-
+# Before the servers start: a Ctrl-C during start-up must not leave one behind.
 trap 'stop 0' INT TERM HUP
+
+set -m # every background job leads its own process group
+"$VENV/bin/celery" -A adminvms_dashboard worker --beat --loglevel=INFO --concurrency=2 \
+  --schedule="${ADMINVMS_DATA_DIR:-.data}/celerybeat-schedule" </dev/null &
+groups+=($!)
+"$VENV/bin/gunicorn" adminvms_dashboard.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 \
+  --graceful-timeout 5 --access-logfile - </dev/null &
+groups+=($!)
+set +m # no "[1] Terminated" notices from job control for a server stopped before its signal handlers
+
 # Until a signal comes or one of the servers exits.
 wait -n
 status=$?
