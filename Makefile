@@ -14,8 +14,10 @@ PORT ?= 8000
 include $(wildcard mk/*.mk)
 
 venv: $(STAMP)
+# A venv without pip is what a failed `python3 -m venv` (Debian without python3-venv) leaves behind:
+# make sure venvs can be made (scripts/ensure-venv.sh), then make it anew.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip --version >/dev/null 2>&1 || { bash scripts/ensure-venv.sh $(PYTHON) && $(PYTHON) -m venv --clear $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
@@ -27,12 +29,7 @@ run: venv
 	$(PY) manage.py seed_demo
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	@echo "adminvms: http://$(HOST):$(PORT)/  (API: /api/v1/, docs: /api/docs/; Ctrl-C stops)"
-	@trap 'kill 0' EXIT INT TERM; \
-	$(VENV)/bin/celery -A adminvms_dashboard worker --beat --loglevel=INFO --concurrency=2 \
-	  --schedule="$${ADMINVMS_DATA_DIR:-.data}/celerybeat-schedule" & \
-	$(VENV)/bin/gunicorn adminvms_dashboard.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
-	  --access-logfile - & \
-	wait -n
+	@VENV=$(VENV) HOST=$(HOST) PORT=$(PORT) exec bash scripts/run.sh
 
 services:
 	@bash scripts/ensure-services.sh
