@@ -370,6 +370,10 @@ ADMINVMS |= {
 }
 if "*" not in ALLOWED_HOSTS:
     ALLOWED_HOSTS.append("." + ADMINVMS["GUI_DOMAIN"].partition(":")[0])
+# "Open appliance GUI" posts to the dashboard, which redirects to the appliance's origin with its
+# ticket: the dashboard's CSP lets its forms end there (form-action also governs redirects).
+_gui_host, _, _gui_port = ADMINVMS["GUI_DOMAIN"].partition(":")
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"*.{_gui_host}:{_gui_port or '*'}")
 # Before WhiteNoise and everything after it: the GUI hosts get none of the
 # dashboard's middleware (static files, session, CSRF, messages), only their own views.
 MIDDLEWARE.insert(

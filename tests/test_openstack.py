@@ -469,3 +469,22 @@ def test_a_tenants_image_serves_no_category_and_no_other_project(
         api(on_openstack.admin).delete(f"/api/v1/instances/{iid}/")
     for iid in [i.pk for i in Instance.objects.all()]:
         wait_until(_settled(api(on_openstack.admin), iid, "DELETED"), SETTLE, "cleanup", worker)
+
+
+def test_a_tenants_server_metadata_never_names_a_gui_endpoint(on_openstack, api, os_worker, nova_admin):
+    """The attack: alice's own server (a user category, in her project) gets metadata naming a GUI port;
+    the dashboard must never record it as an endpoint its proxy would reach."""
+    worker = os_worker()
+    client = api(on_openstack.alice)
+    iid = _launch(client, name="os-meta")
+    wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "launch", worker)
+    [server] = _servers(nova_admin, iid)
+    alice = _cloud("adminvms-acme")
+    alice.compute.set_server_metadata(server, adminvms_gui_port="22")
+    assert nova_admin.compute.get_server(server.id).metadata.get("adminvms_gui_port") == "22"  # the attack took
+    [run] = services.instances_reconcile(backends=["openstack"])
+    assert run.error == ""
+    instance = Instance.objects.get(pk=iid)
+    assert instance.management_endpoint == "" and "management" not in instance.addresses
+    client.delete(f"/api/v1/instances/{iid}/")
+    wait_until(_settled(client, iid, "DELETED"), SETTLE, "cleanup", worker)
