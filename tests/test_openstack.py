@@ -423,12 +423,13 @@ def test_a_refused_create_leaves_no_ports_behind(on_openstack, api, os_worker, n
     assert list(nova_admin.network.ports(tags=f"adminvms-instance:{iid}")) == []
 
 
-@pytest.fixture
-def alices_image(nova_admin):
-    """The attack's image: alice (project acme, her own Keystone credentials) uploads a private image
-    named like the provider's appliance image and tagged for the vsa category."""
+@pytest.fixture(params=["private", "community"])
+def alices_image(request, nova_admin):
+    """The attack's image: alice (project acme, her own Keystone credentials) uploads an image named like
+    the provider's appliance image and tagged for the vsa category: private, or community (which any
+    project may make its own images)."""
     image = _cloud("adminvms-acme").image.create_image(
-        name="vsa-appliance", disk_format="raw", container_format="bare", visibility="private",
+        name="vsa-appliance", disk_format="raw", container_format="bare", visibility=request.param,
         data=b"\0" * 4096, tags=["adminvms:category=vsa"],
     )  # fmt: skip
     yield image
@@ -440,11 +441,19 @@ def test_a_tenants_image_serves_no_category_and_no_other_project(
 ):
     [provider_vsa] = [i for i in nova_admin.image.images(name="vsa-appliance") if i.visibility == "public"]
     services.catalog_sync(backend="openstack")
-    mirrored = Image.objects.get(backend_id=alices_image.id)
-    assert mirrored.project == on_openstack.acme and not mirrored.categories.exists() and mirrored.tags == []
+    # Never the provider's, whatever its tags, name or visibility.
+    assert not Image.objects.filter(backend_id=alices_image.id, project__isnull=True).exists()
     # The same name took nothing over: the provider's row is still the provider's, linked to vsa.
     provider_row = Image.objects.get(backend_id=provider_vsa.id)
     assert provider_row.project is None and [c.slug for c in provider_row.categories.all()] == ["vsa"]
+    if alices_image.visibility == "community":
+        # Glance lists no community image unless asked: it is not mirrored at all, and the vsa
+        # default stays the provider's (the request is only accepted here; no worker runs it).
+        default = _launch(api(on_openstack.alice), name="os-default", category="vsa")
+        assert Instance.objects.get(pk=default).image == provider_row
+        return
+    mirrored = Image.objects.get(backend_id=alices_image.id)
+    assert mirrored.project == on_openstack.acme and not mirrored.categories.exists() and mirrored.tags == []
 
     bob = api(on_openstack.bob)
     listed = {i["id"] for i in bob.get("/api/v1/images/?page_size=1000").json()["results"]}
@@ -488,3 +497,31 @@ def test_a_tenants_server_metadata_never_names_a_gui_endpoint(on_openstack, api,
     assert instance.management_endpoint == "" and "management" not in instance.addresses
     client.delete(f"/api/v1/instances/{iid}/")
     wait_until(_settled(client, iid, "DELETED"), SETTLE, "cleanup", worker)
+
+
+def test_a_server_a_tenant_stamps_never_stands_in_for_the_providers(on_openstack, api, os_worker, nova_admin):
+    """The attack: between alice's request for a vsa (its id is in the 202) and the worker's create, she
+    makes a server of her own in acme stamped with that id. The worker must build the provider's own."""
+    client = api(on_openstack.alice)
+    iid = _launch(client, name="os-stamped", category="vsa")  # no worker yet: the task waits on the broker
+    alice = _cloud("adminvms-acme")
+    decoy = alice.compute.create_server(
+        name="decoy", image_id=alice.image.find_image("debian-12").id,
+        flavor_id=alice.compute.find_flavor("m1.small").id,
+        networks=[{"uuid": alice.network.find_network("acme-net").id}],
+        tags=["adminvms", f"adminvms-instance:{iid}"],
+    )  # fmt: skip
+    try:
+        worker = os_worker()
+        wait_until(_settled(client, iid, "ACTIVE"), SETTLE, "the vsa, beside a decoy", worker)
+        instance = Instance.objects.get(pk=iid)
+        assert instance.backend_id != decoy.id
+        assert nova_admin.compute.get_server(instance.backend_id).project_id == nova_admin.current_project_id
+        services.instances_reconcile(backends=["openstack"])
+        instance.refresh_from_db()
+        assert instance.backend_id != decoy.id and instance.status == "ACTIVE"
+        client.delete(f"/api/v1/instances/{iid}/")
+        wait_until(_settled(client, iid, "DELETED"), SETTLE, "cleanup", worker)
+        assert nova_admin.compute.get_server(decoy.id).status != "DELETED"  # alice's own server is hers
+    finally:
+        nova_admin.compute.delete_server(decoy.id, ignore_missing=True)

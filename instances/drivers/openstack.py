@@ -289,7 +289,17 @@ class OpenStackDriver(ComputeDriver):
         group = conn.compute.create_server_group(name=name, policy=spec.anti_affinity)
         return group.id
 
-    def _info(self, server) -> ServerInfo:
+    def _stamped_ports(self, **filters) -> dict[str, list]:
+        """Our stamped ports, by the server they are bound to (one paginated listing)."""
+        ports: dict[str, list] = {}
+        for port in self.conn.network.ports(tags=STAMP_TAG, **filters):
+            if port.device_id:
+                ports.setdefault(port.device_id, []).append(port)
+        return ports
+
+    def _info(self, server, ports: list | None = None) -> ServerInfo:
+        """What Nova says of ``server``; its management address and GUI endpoint from ``ports``,
+        the stamped ports bound to it (listed by the caller, in bulk where it lists servers)."""
         status = _STATUS.get(server.status, ServerStatus.BUILDING)
         task_state = getattr(server, "task_state", None)
         if status == ServerStatus.ACTIVE and task_state:
@@ -298,19 +308,25 @@ class OpenStackDriver(ComputeDriver):
         tags = server.tags or []
         instance_id = next((t[len(INSTANCE_TAG_PREFIX) :] for t in tags if t.startswith(INSTANCE_TAG_PREFIX)), "")
         # Only a server of the service project is the provider's own: a tenant can neither attach it
-        # to a network nor edit its metadata. A tenant's server (a user category) gets no management
-        # network and no GUI endpoint, whatever its networks are called or its metadata says.
+        # to a network nor edit its metadata. Its management address is the one of the port we made
+        # on the management network, known by the network's id; names (which a tenant may give its
+        # own network) classify nothing. A tenant's server gets no management address and no GUI.
         provider_owned = server.project_id == self.conn.current_project_id
-        management_net = self._management_network().name if provider_owned else None
+        management_ips: list[str] = []
+        if provider_owned:
+            management_id = self._management_network().id
+            for port in ports or ():
+                if port.network_id == management_id and STAMP_TAG in (port.tags or []):
+                    management_ips.extend(ip["ip_address"] for ip in port.fixed_ips or [])
         addresses: dict[str, list[str]] = {}
-        for net_name, entries in (server.addresses or {}).items():
-            kind = "management" if net_name == management_net else "project"
-            addresses.setdefault(kind, []).extend(e["addr"] for e in entries)
+        for entries in (server.addresses or {}).values():
+            for entry in entries:
+                kind = "management" if entry["addr"] in management_ips else "project"
+                addresses.setdefault(kind, []).append(entry["addr"])
         endpoint = ""
         gui_port = (server.metadata or {}).get(GUI_PORT_KEY) if provider_owned else None
-        gui_net = addresses.get("management") or addresses.get("project")
-        if gui_port and gui_net:
-            endpoint = f"{gui_net[0]}:{gui_port}"
+        if gui_port and management_ips:
+            endpoint = f"{management_ips[0]}:{gui_port}"
         fault = ""
         if status == ServerStatus.ERROR:
             fault = (server.fault or {}).get("message") or "Nova reported ERROR without a fault message."
@@ -325,6 +341,9 @@ class OpenStackDriver(ComputeDriver):
             locked=bool(server.is_locked),
         )
 
+    def _single(self, server) -> ServerInfo:
+        return self._info(server, self._stamped_ports(device_id=server.id).get(server.id, []))
+
     def _servers(self, **filters) -> Iterable:
         return self.conn.compute.servers(details=True, all_projects=True, **filters)
 
@@ -333,16 +352,18 @@ class OpenStackDriver(ComputeDriver):
     def find(self, instance_id: str) -> ServerInfo | None:
         with _Translate():
             for server in self._servers(tags=_instance_tag(instance_id)):
-                return self._info(server)
+                return self._single(server)
         return None
 
     def create(self, spec: ServerSpec) -> ServerInfo:
         with _Translate():
-            existing = next(iter(self._servers(tags=_instance_tag(spec.instance_id))), None)
-            if existing is not None:
-                return self._info(existing)
-            conn = self._conn_for(spec)
             owner = self.conn.current_project_id if spec.managed else self._project_id(spec)
+            # The server an earlier try made, in the project it was made in: a tenant may stamp a
+            # server of her own with an instance's tag, and that never stands in for ours.
+            existing = next(iter(self._servers(tags=_instance_tag(spec.instance_id), project_id=owner)), None)
+            if existing is not None:
+                return self._single(existing)
+            conn = self._conn_for(spec)
             image = self._image(spec, owner)
             flavor_ref = (spec.flavor.backend_id or spec.flavor.name) if spec.flavor else ""
             flavor = self.conn.compute.find_flavor(flavor_ref, ignore_missing=True) if flavor_ref else None
@@ -380,7 +401,8 @@ class OpenStackDriver(ComputeDriver):
             server = self.conn.compute.get_server(backend_id)
         if server.status in ("DELETED", "SOFT_DELETED"):
             raise ServerNotFound(f"Server {backend_id} is deleted.")
-        return self._info(server)
+        with _Translate():
+            return self._single(server)
 
     def reboot(self, backend_id: str, *, hard: bool = False) -> None:
         with _Translate():
@@ -431,9 +453,10 @@ class OpenStackDriver(ComputeDriver):
         return set(_conf().get("IMAGE_OWNERS") or ()) or {self.conn.current_project_id}
 
     def _is_provider_image(self, image) -> bool:
-        # The service account's listing holds every project's private images too (FACTS.md):
-        # only public ones and those of the provider's own projects are the provider's.
-        return image.visibility in ("public", "community") or image.owner in self._image_owners()
+        # The service account's listing holds every project's private images too (FACTS.md): only
+        # public ones (which only an admin may publish) and those of the provider's own projects are
+        # the provider's. A community or shared image is any project's to make: it is its owner's.
+        return image.visibility == "public" or image.owner in self._image_owners()
 
     def _image(self, spec: ServerSpec, owner: str):
         """The image by its Glance id, never by a name any project may give its own image; the
@@ -471,5 +494,7 @@ class OpenStackDriver(ComputeDriver):
             return {p.name: p.id for p in self.conn.identity.projects()}
 
     def list_servers(self) -> list[ServerInfo]:
+        """Every stamped server, and our stamped ports: two paginated listings, whatever the number."""
         with _Translate():
-            return [self._info(server) for server in self._servers(tags=STAMP_TAG)]
+            ports = self._stamped_ports()
+            return [self._info(server, ports.get(server.id, [])) for server in self._servers(tags=STAMP_TAG)]

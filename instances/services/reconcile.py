@@ -23,6 +23,7 @@ from .records import Result
 # The columns reconcile reads and may write.
 RECONCILE_FIELDS = (
     "id", "name", "status", "task_state", "backend_id", "fault", "host", "addresses", "management_endpoint",
+    "updated_at",
 )  # fmt: skip
 _WRITTEN = ("status", "fault", "backend_id", "host", "addresses", "management_endpoint")
 _RECONCILED = {
@@ -76,18 +77,20 @@ def _drifted(inst: Instance, info: ServerInfo, backend: str) -> InstanceEvent | 
 def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[ServerInfo]) -> Drift:
     """Compare live rows of ``backend`` with its servers. Pure: changes the given row objects, writes nothing.
 
-    A row an action owns (``task_state`` set) is left to that action. A row whose
-    server is missing turns ERROR; a server stamped with no live row is an orphan.
+    A row an action owns (``task_state`` set) is left to that action. A row is matched
+    with its server by the backend id it recorded, never by the instance stamp a server
+    carries (a tenant may stamp a server of her own); a row that recorded none has no
+    server to compare. A row whose server is missing turns ERROR; a server stamped with
+    no live row is an orphan.
     """
     by_backend_id = {s.backend_id: s for s in servers}
-    by_instance = {s.instance_id: s for s in servers if s.instance_id}
     drift, known = Drift(), set()
     for inst in rows:
         drift.checked += 1
         known.add(str(inst.pk))
-        if inst.task_state:
+        if inst.task_state or not inst.backend_id:
             continue
-        info = by_backend_id.get(inst.backend_id) or by_instance.get(str(inst.pk))
+        info = by_backend_id.get(inst.backend_id)
         event = _vanished(inst, backend) if info is None else _drifted(inst, info, backend)
         if event is not None:
             drift.changes.append((inst, event))
@@ -102,11 +105,13 @@ def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[Serve
 @transaction.atomic
 def drift_apply(*, run: ReconcileRun, drift: Drift) -> ReconcileRun:
     """Write the drift and finish ``run``. One conditional UPDATE per drifted row (not
-    per instance): an action that claimed the row since it was read wins."""
+    per instance): a row that changed since it was read (an action claimed it, or one
+    finished while the backend was listed) keeps what it has."""
     applied = []
     for inst, event in drift.changes:
         values = {name: getattr(inst, name) for name in _WRITTEN}
-        if Instance.objects.filter(pk=inst.pk, task_state="").update(**values, updated_at=timezone.now()):
+        unchanged = Instance.objects.filter(pk=inst.pk, task_state="", updated_at=inst.updated_at)
+        if unchanged.update(**values, updated_at=timezone.now()):
             applied.append(event)
     InstanceEvent.objects.bulk_create(applied)
     run.checked = drift.checked
