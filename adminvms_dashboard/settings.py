@@ -298,15 +298,16 @@ ADMINVMS = {
 }
 
 # --- sign-in, tokens and production security -------------------------------------
-# Failed sign-ins (the login page and POST /api/v1/auth/token/) count per address and per
-# user name; past the limit the caller is refused with 429 until the cool-off ends.
+# Failed sign-ins (the login page and POST /api/v1/auth/token/) count per address, and per user
+# name from that address; past the limit the caller is refused with 429 until the cool-off ends.
+# Not per user name alone: anybody could then lock any user (the provider's admins first) out.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(env("ADMINVMS_LOGIN_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = timedelta(minutes=env_float("ADMINVMS_LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "adminvms_dashboard.client.client_address"
 AXES_VERBOSE = False
