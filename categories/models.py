@@ -116,12 +116,18 @@ class InstanceCategory(models.Model):
             errors["health_check_port"] = "Must be a TCP port between 1 and 65535."
         if self.gui_path and not self.gui_path.startswith("/"):
             errors["gui_path"] = "Must start with '/'."
+        elif any(part in {".", ".."} for part in self.gui_path.split("/")) or "\\" in self.gui_path:
+            errors["gui_path"] = "Must not hold '.' or '..' segments or backslashes."
         if self.default_flavor_id and self.default_flavor:
             problem = self.flavor_shortfall(self.default_flavor)
             if problem:
                 errors["default_flavor"] = problem
         if self.default_image_id and self.default_image and self.default_image.kind != self.kind:
             errors["default_image"] = f"Image '{self.default_image}' is a {self.default_image.kind} image."
+        elif self.default_image_id and self.default_image and self.default_image.project_id:
+            errors["default_image"] = (
+                f"Image '{self.default_image}' is a project's own; a category needs the provider's."
+            )
         if self.is_builtin and self.slug != STANDARD_SLUG:
             errors["slug"] = "The built-in category keeps its slug."
         if errors:

@@ -192,8 +192,13 @@ def image_create(
 def image_update(
     *, user, image: Image, tags: Iterable[str] | None = None, categories: Iterable[InstanceCategory] | None = None
 ) -> Image:
-    """Replace an image's free tags and/or the categories it is offered for (``None``: keep)."""
+    """Replace an image's free tags and/or the categories it is offered for (``None``: keep).
+
+    A project's private image is offered for no category.
+    """
     require(policy.can_manage_catalog(user))
+    if categories is not None and list(categories) and image.project_id:
+        raise InvalidInput(f"Image '{image.name}' is a project's own; it serves no category.", field="categories")
     if tags is not None and list(tags) != image.tags:
         image.tags = list(tags)
         _save(image, unique_field="name")

@@ -166,7 +166,8 @@ def console_instances(request):
     filterset = InstanceFilterSet(params, queryset=Instance.objects.with_related(), request=request)
     try:
         queryset = filterset.qs if filterset.is_valid() else Instance.objects.none()
-        page = Paginator(queryset, min(int(request.GET.get("page_size") or 25), 200)).get_page(request.GET.get("page"))
+        size = min(max(int(request.GET.get("page_size") or 25), 1), 200)
+        page = Paginator(queryset, size).get_page(request.GET.get("page"))
     except (ValidationError, ValueError) as exc:
         messages.error(request, "; ".join(getattr(exc, "messages", [str(exc)])))
         page = Paginator(Instance.objects.none(), 25).get_page(1)

@@ -40,7 +40,9 @@ class CategorySerializer(AdminFieldsMixin, serializers.ModelSerializer):
     )
     extra_metadata = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False)
     default_flavor = SlugRelatedField(slug_field="name", queryset=Flavor.objects.all(), required=False, allow_null=True)
-    default_image = serializers.PrimaryKeyRelatedField(queryset=Image.objects.all(), required=False, allow_null=True)
+    default_image = serializers.PrimaryKeyRelatedField(
+        queryset=Image.objects.published(), required=False, allow_null=True
+    )
     allowed_flavors = SlugRelatedField(slug_field="name", queryset=Flavor.objects.all(), many=True, required=False)
 
     class Meta:
@@ -62,11 +64,14 @@ class CategoryFlavorSerializer(serializers.Serializer):
 
 class ImageSerializer(AdminFieldsMixin, serializers.ModelSerializer):
     categories = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    project = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, help_text="The project whose own image it is; null: the provider's."
+    )
 
     class Meta:
         model = Image
         fields = [
-            "id", "name", "kind", "categories", "tags", "min_ram_mb", "min_disk_gb", "backend_id",
+            "id", "name", "kind", "project", "categories", "tags", "min_ram_mb", "min_disk_gb", "backend_id",
             "is_active", "created_at",
         ]  # fmt: skip
         admin_only = ("backend_id", "tags")

@@ -382,7 +382,9 @@ class DockerDriver(ComputeDriver):
             raise
 
     def image_refusal(self, reference: str) -> str:
-        prefixes = list(_conf("DOCKER_IMAGE_PREFIXES", ["adminvms/"]))
+        # A prefix names a registry host or a namespace whole: "registry.example.com" is read as
+        # "registry.example.com/", so that "registry.example.com.evil.net/x" never passes.
+        prefixes = [p if p.endswith("/") else f"{p}/" for p in _conf("DOCKER_IMAGE_PREFIXES", ["adminvms/"])]
         if any(reference.startswith(prefix) for prefix in prefixes):
             return ""
         return (

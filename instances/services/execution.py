@@ -180,7 +180,13 @@ def action_step(*, action_id) -> float | None:
     if row.awaits is not None and info.status == row.awaits:
         if row.locks_managed and instance.category.is_managed and not info.locked:
             # Provider-managed and appliance servers are locked, so nobody bypasses the dashboard (rule 3).
-            driver.lock(info.backend_id, reason=LOCK_REASON)
+            try:
+                driver.lock(info.backend_id, reason=LOCK_REASON)
+            except DriverError as exc:
+                if exc.transient:
+                    raise
+                action_fail(action_id=action.pk, fault=f"The server runs but could not be locked: {exc}")
+                return None
             event_record(instance.pk, action, "locked", message="locked at the backend")
         _close(action.pk, ok=True, status=Status(info.status), info=info)
         return None
