@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from categories.choices import Operation as GrantedOperation
-from categories.models import InstanceCategory
 from instances import operations, selectors
 from instances.api.serializers import ActionRequestSerializer
 from instances.drivers.base import ComputeDriver
@@ -22,11 +22,16 @@ def test_every_action_calls_a_method_of_the_driver_interface(row):
     assert all(flag in params for flag in row.params), (row.name, row.params)
 
 
-def test_the_vocabularies_come_from_the_table():
+def test_the_vocabularies_come_from_the_table(demo):
     assert [v for v, _ in InstanceAction._meta.get_field("action").choices] == [op.name for op in operations.ACTIONS]
     assert GrantedOperation.values == [op.name for op in operations.TABLE if op.grantable]
-    choices = InstanceCategory._meta.get_field("user_operations")
-    assert choices  # user_operations is validated against the granted vocabulary in clean()
+    # A category grants what the table calls grantable, and nothing else.
+    vsa = demo.categories["vsa"]
+    vsa.user_operations = ["reboot", "appliance_gui"]
+    vsa.full_clean()
+    vsa.user_operations = ["reboot", "run_action"]
+    with pytest.raises(ValidationError, match="run_action"):
+        vsa.full_clean()
     assert set(ActionRequestSerializer().fields["action"].choices) == {"reboot", "stop", "start"}
     assert "hard" in ActionRequestSerializer().fields
 
