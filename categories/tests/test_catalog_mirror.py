@@ -3,9 +3,12 @@ carries no category and never becomes a default (issue 15); the default comes fr
 
 from __future__ import annotations
 
+import pytest
+
 from categories.models import Image
 from categories.selectors import category_default_image
-from categories.services import catalog_mirror
+from categories.services import catalog_mirror, image_update
+from tenancy.errors import InvalidInput
 
 
 def _image(backend_id, name, tags=(), provider=True, owner=""):
@@ -51,3 +54,19 @@ def test_the_default_image_is_the_newest_linked_provider_image(demo):
     vsa.save()
     tagged = Image.objects.create(name="d", kind="vm", tags=["gold"])
     assert category_default_image(vsa) == tagged
+
+
+def test_a_projects_image_serves_no_category(demo, api):
+    mine = Image.objects.create(name="mine", kind="vm", project=demo.acme)
+    response = api(demo.admin).patch("/api/v1/categories/vsa/", {"default_image": str(mine.pk)}, format="json")
+    assert response.status_code == 400 and "default_image" in response.json()
+    with pytest.raises(InvalidInput) as refused:
+        image_update(user=demo.admin, image=mine, categories=[demo.categories["standard"]])
+    assert refused.value.field == "categories"
+    assert not mine.categories.exists()
+
+
+def test_a_gui_path_that_climbs_is_400(demo, api):
+    for path in ("/../admin", "/a/./b", "/a\\b"):
+        response = api(demo.admin).patch("/api/v1/categories/vsa/", {"gui_path": path}, format="json")
+        assert response.status_code == 400 and "gui_path" in response.json(), path
