@@ -113,6 +113,10 @@ def appliance(request, path=""):
     except proxy.ProxyRefused as exc:
         gui_services.gui_slot_release(slot_id=slot)
         return _refusal(str(exc), exc.status)
+    except Exception:
+        # Whatever else ends the request here (a body over Django's upload limit, say), the slot goes back.
+        gui_services.gui_slot_release(slot_id=slot)
+        raise
     response = StreamingHttpResponse(upstream.body, status=upstream.status)
     for name, value in upstream.headers:
         response[name] = value
