@@ -474,10 +474,16 @@ def test_a_tenants_image_serves_no_category_and_no_other_project(
     wait_until(_settled(alice, own, "ACTIVE"), SETTLE, "alice's standard server from her own image", worker)
     [server] = _servers(nova_admin, own)
     assert server.image.id == alices_image.id
-    for iid in [i.pk for i in Instance.objects.exclude(status="DELETED")]:
-        api(on_openstack.admin).delete(f"/api/v1/instances/{iid}/")
-    for iid in [i.pk for i in Instance.objects.all()]:
-        wait_until(_settled(api(on_openstack.admin), iid, "DELETED"), SETTLE, "cleanup", worker)
+    _terminate_all(api(on_openstack.admin), worker)
+
+
+def _terminate_all(admin, worker):
+    """Terminate every instance of the test, each once its launch has settled (a terminate while
+    an action runs is 409, rule 5), and wait until the servers are gone."""
+    for iid in Instance.objects.exclude(status="DELETED").values_list("pk", flat=True):
+        wait_until(lambda iid=iid: not Instance.objects.get(pk=iid).task_state, SETTLE, "settle", worker)
+        assert admin.delete(f"/api/v1/instances/{iid}/").status_code == 202
+        wait_until(_settled(admin, iid, "DELETED"), SETTLE, "cleanup", worker)
 
 
 def test_a_tenants_server_metadata_never_names_a_gui_endpoint(on_openstack, api, os_worker, nova_admin):
