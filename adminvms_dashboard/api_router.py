@@ -5,7 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from categories.api.views import CategoryViewSet, FlavorViewSet, ImageViewSet, VolumeViewSet
 from instances.api.views import InstanceViewSet
-from tenancy.api.views import MeView, ProjectViewSet, TokenView, TokenViewSet
+from tenancy.api.views import Ec2CredentialViewSet, MeView, ProjectViewSet, TokenView, TokenViewSet
 
 router = DefaultRouter()
 router.register("categories", CategoryViewSet, basename="category")
@@ -15,6 +15,7 @@ router.register("volumes", VolumeViewSet, basename="volume")
 router.register("instances", InstanceViewSet, basename="instance")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("auth/tokens", TokenViewSet, basename="token")
+router.register("ec2-credentials", Ec2CredentialViewSet, basename="ec2-credential")
 
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),

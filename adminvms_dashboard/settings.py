@@ -349,6 +349,20 @@ CONTENT_SECURITY_POLICY = {
     },
 }
 
+# --- EC2-compatible API (/ec2/) ----------------------------------------------
+ADMINVMS |= {
+    # Fernet keys that encrypt the stored EC2 secret keys, comma-separated: the first encrypts,
+    # all decrypt (rotation: put a new key first, then `manage.py ec2_credentials rotate`).
+    # Empty: one key derived from the Django secret key.
+    "EC2_SECRET_KEYS": env_list("ADMINVMS_EC2_SECRET_KEYS"),
+    # The region clients sign for (SigV4 scope), and what DescribeRegions answers.
+    "EC2_REGION": env("ADMINVMS_EC2_REGION", "RegionOne"),
+    # What DescribeAvailabilityZones answers.
+    "EC2_AVAILABILITY_ZONES": env_list("ADMINVMS_EC2_AVAILABILITY_ZONES", "nova"),
+    # How long DescribeInstances still shows a terminated instance (as EC2 does, for about an hour).
+    "EC2_TERMINATED_VISIBLE_SECONDS": env_float("ADMINVMS_EC2_TERMINATED_VISIBLE_SECONDS", 3600),
+}
+
 # --- appliance GUI origin ----------------------------------------------------
 # Appliance GUIs never run with the dashboard's origin (DESIGN.md rule 9): each
 # is served at <instance-uuid>.<GUI_DOMAIN>, an origin (and cookie jar) of its

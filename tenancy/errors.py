@@ -40,6 +40,12 @@ class InvalidInput(DomainError):
         return cls("; ".join(exc.messages))
 
 
+class IdempotencyMismatch(InvalidInput):
+    """A client token already used for a different request."""
+
+    code = "idempotency_mismatch"
+
+
 class Forbidden(DomainError):
     status = 403
     code = "forbidden"

@@ -199,6 +199,24 @@ def can_launch_somewhere(user, category=None) -> Verdict:
     return ALLOW
 
 
+# --- access keys -------------------------------------------------------------------
+
+
+def can_hold_ec2_credential(user, project) -> Verdict:
+    """May ``user`` hold an EC2 access key acting for ``project`` (``None``: no project)?
+
+    Anybody with a role in the project (readers too: their key only describes); provider
+    admins with or without one (a key without a project names one per request).
+    """
+    if is_provider_admin(user):
+        return ALLOW
+    if project is None:
+        return _deny(Denial.FORBIDDEN, "An access key acts for one of your projects; name it.", field="project")
+    if role_in(user, project) is None:
+        return _deny(Denial.NOT_FOUND, "No such project.", field="project")
+    return ALLOW
+
+
 # --- the catalog -------------------------------------------------------------------
 
 

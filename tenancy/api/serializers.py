@@ -42,3 +42,34 @@ class TokenSerializer(serializers.Serializer):
     def get_current(self, token) -> bool:
         auth = self.context["request"].auth
         return getattr(auth, "token_key", None) == token.token_key
+
+
+class Ec2CredentialSerializer(serializers.Serializer):
+    access = serializers.CharField(help_text="The access key id: `aws_access_key_id`.")
+    project = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, help_text="The project its requests act for; null: named per request."
+    )
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class Ec2CredentialRequestSerializer(serializers.Serializer):
+    project = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Project.objects.none(),
+        required=False,
+        allow_null=True,
+        help_text="The project the key acts for; default: your only project.",
+        error_messages={"does_not_exist": "Unknown project '{value}'."},
+    )
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        fields["project"].queryset = Project.objects.filter(policy.projects_q(user)) if user else Project.objects.none()
+        return fields
+
+
+class Ec2CredentialIssuedSerializer(Ec2CredentialSerializer):
+    secret = serializers.CharField(help_text="The secret access key: `aws_secret_access_key`; shown only this once.")

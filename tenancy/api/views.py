@@ -5,10 +5,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from adminvms_dashboard.api import SLUG_PATTERN
+from adminvms_dashboard.schema import conflict
 from tenancy import policy, services
-from tenancy.models import Membership, Project
+from tenancy.models import Ec2Credential, Membership, Project
 
 from .serializers import (
+    Ec2CredentialIssuedSerializer,
+    Ec2CredentialRequestSerializer,
+    Ec2CredentialSerializer,
     MeSerializer,
     ProjectSerializer,
     TokenIssuedSerializer,
@@ -79,4 +83,37 @@ class TokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.Gen
 
     def destroy(self, request, *args, **kwargs):
         services.token_revoke(user=request.user, token_key=kwargs["token_key"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class Ec2CredentialViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    """The caller's EC2 access keys for the EC2-compatible API at ``/ec2/`` (named as Keystone's EC2
+    credentials are): list them (never their secrets), create one (the secret is answered only then),
+    revoke one."""
+
+    serializer_class = Ec2CredentialSerializer
+    lookup_field = "access"
+    lookup_value_regex = "[A-Za-z0-9]+"
+    pagination_class = None
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator asks without a user
+            return Ec2Credential.objects.none()
+        return services.ec2_credential_list(user=self.request.user)
+
+    @extend_schema(
+        request=Ec2CredentialRequestSerializer,
+        responses={201: Ec2CredentialIssuedSerializer, 409: conflict("You hold the most access keys allowed.")},
+    )
+    def create(self, request, *args, **kwargs):
+        body = Ec2CredentialRequestSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        credential, secret = services.ec2_credential_create(user=request.user, **body.validated_data)
+        data = {**Ec2CredentialSerializer(credential).data, "secret": secret}
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
+
+    def destroy(self, request, *args, **kwargs):
+        services.ec2_credential_revoke(user=request.user, access=kwargs["access"])
         return Response(status=status.HTTP_204_NO_CONTENT)
