@@ -31,6 +31,34 @@ class InstanceQuerySet(models.QuerySet):
         return self.filter(category__management=Management.USER)
 
 
+class LaunchRequest(models.Model):
+    """One accepted launch: the instances it made share it (EC2 calls it a reservation).
+
+    A client token makes a launch idempotent: the same user with the same token and the same
+    request gets the same instances back, never a second set.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    project = models.ForeignKey("tenancy.Project", on_delete=models.PROTECT, related_name="+")
+    client_token = models.CharField(max_length=64, blank=True)
+    # A digest of what was asked, to tell a retry from a different request with the same token.
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "client_token"],
+                condition=~models.Q(client_token=""),
+                name="launchrequest_unique_user_client_token",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"launch {self.id}"
+
+
 class Instance(models.Model):
     """One VM or container, always in exactly one category, owned by one project."""
 
@@ -50,6 +78,11 @@ class Instance(models.Model):
     addresses = models.JSONField(default=dict, blank=True)
     management_endpoint = models.CharField(max_length=255, blank=True, help_text="host:port of the appliance GUI.")
     metadata = models.JSONField(default=dict, blank=True)
+    # The user's own labels (key → value): shown and filtered on, never handed to the backend.
+    tags = models.JSONField(default=dict, blank=True)
+    launch_request = models.ForeignKey(
+        LaunchRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
+    )
     fault = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -7,7 +7,10 @@ worker side is ``execution``.
 
 from __future__ import annotations
 
-from django.db import transaction
+import hashlib
+import json
+
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from categories.choices import Kind
@@ -15,12 +18,12 @@ from categories.models import Flavor, Image, InstanceCategory
 from categories.selectors import category_default_image, image_refusal
 from categories.services import category_standard
 from tenancy import policy
-from tenancy.errors import Conflict, InvalidInput, NotFound, QuotaExceeded, require
+from tenancy.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound, QuotaExceeded, require
 from tenancy.models import Project
 
 from .. import operations
 from ..drivers.registry import backend_refusal, default_backend, get_driver
-from ..models import NAME_MAX_LENGTH, Instance, InstanceAction
+from ..models import NAME_MAX_LENGTH, Instance, InstanceAction, LaunchRequest
 from ..operations import ActionType
 from .records import action_open, conf
 
@@ -86,6 +89,44 @@ def _check_quota(*, project: Project, category: InstanceCategory, count: int) ->
         )
 
 
+# Tags are the user's own labels; these prefixes name what adminvms and AWS tools mean by a tag.
+RESERVED_TAG_PREFIXES = ("adminvms:", "aws:")
+MAX_TAGS = 50
+
+
+def _clean_tags(tags) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
+        raise InvalidInput("Tags are an object of string keys and string values.", field="tags")
+    if len(tags) > MAX_TAGS:
+        raise InvalidInput(f"At most {MAX_TAGS} tags.", field="tags")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256:
+            raise InvalidInput("A tag key has 1 to 128 characters, a value at most 256.", field="tags")
+        if not (key + value).isprintable():
+            raise InvalidInput(f"Tag '{key}' holds a control character.", field="tags")
+        if key.lower().startswith(RESERVED_TAG_PREFIXES):
+            reserved = " or ".join(RESERVED_TAG_PREFIXES)
+            raise InvalidInput(f"Tag keys starting with {reserved} are reserved.", field="tags")
+    return dict(tags)
+
+
+def _fingerprint(**request) -> str:
+    """A digest of a launch request as given (objects by primary key), to recognise its retry."""
+    plain = {key: str(getattr(value, "pk", value)) if value is not None else None for key, value in request.items()}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+
+def _earlier_launch(user, client_token: str, fingerprint: str) -> list[Instance] | None:
+    earlier = LaunchRequest.objects.filter(user=user, client_token=client_token).first()
+    if earlier is None:
+        return None
+    if earlier.fingerprint != fingerprint:
+        raise IdempotencyMismatch("This client token was used for a different launch request.", field="client_token")
+    return list(earlier.instances.with_related().order_by("created_at", "name"))
+
+
 @transaction.atomic
 def instance_launch(
     *,
@@ -96,13 +137,33 @@ def instance_launch(
     flavor: Flavor | None = None,
     image: Image | None = None,
     count: int = 1,
+    tags: dict[str, str] | None = None,
+    client_token: str = "",
 ) -> list[Instance]:
     """Launch ``count`` instances of ``category`` (``standard`` when omitted).
 
     Fills in the category's default flavor and image, checks the allowed
     flavors, minimums, quota and policy, writes BUILDING instances with their
     launch actions, and enqueues the work on commit.
+
+    With a ``client_token``, the launch is idempotent for ``user``: the same token
+    with the same request returns the instances the first one made (whatever they
+    are now); with a different request it is refused.
     """
+    if len(client_token) > 64 or not client_token.isprintable():
+        raise InvalidInput("A client token has at most 64 printable characters.", field="client_token")
+    fingerprint = _fingerprint(
+        name=name,
+        project=project,
+        category=category,
+        flavor=flavor,
+        image=image,
+        count=count,
+        tags=json.dumps(tags, sort_keys=True),
+    )
+    if client_token and (earlier := _earlier_launch(user, client_token, fingerprint)) is not None:
+        return earlier
+    tags = _clean_tags(tags)
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A name is required.", field="name")
@@ -131,6 +192,17 @@ def instance_launch(
     flavor = _resolve_flavor(category, flavor)
     image = _resolve_image(category, project, image, flavor, driver)
     _check_quota(project=project, category=category, count=count)
+    try:
+        with transaction.atomic():
+            request = LaunchRequest.objects.create(
+                user=user if getattr(user, "is_authenticated", False) else None,
+                project=project,
+                client_token=client_token,
+                fingerprint=fingerprint,
+            )
+    except IntegrityError:
+        # The same token, launched in parallel and committed while this one waited: answer with its instances.
+        return _earlier_launch(user, client_token, fingerprint) or []
 
     launch = operations.get(ActionType.LAUNCH)
     created = []
@@ -145,6 +217,8 @@ def instance_launch(
             task_state=launch.task_state,
             backend=backend,
             availability_zone=category.availability_zone,
+            tags=tags,
+            launch_request=request,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         instance.metadata = {
