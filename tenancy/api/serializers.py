@@ -46,8 +46,11 @@ class TokenSerializer(serializers.Serializer):
 
 class Ec2CredentialSerializer(serializers.Serializer):
     access = serializers.CharField(help_text="The access key id: `aws_access_key_id`.")
-    project = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True, help_text="The project its requests act for; null: named per request."
+    project = serializers.CharField(
+        source="project.slug",
+        default=None,
+        allow_null=True,
+        help_text="The slug of the project its requests act for; null: named per request (provider admins).",
     )
     created_at = serializers.DateTimeField()
     last_used_at = serializers.DateTimeField(allow_null=True)
