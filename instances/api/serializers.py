@@ -32,7 +32,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "category", "project", "flavor", "image", "image_name", "status", "task_state",
             "backend", "simulated", "backend_id", "host", "availability_zone", "addresses",
-            "management_endpoint", "metadata", "fault", "allowed_operations", "restricted", "created_at",
+            "management_endpoint", "metadata", "tags", "fault", "allowed_operations", "restricted", "created_at",
             "updated_at", "launched_at", "deleted_at",
         ]  # fmt: skip
         read_only_fields = fields
@@ -117,6 +117,11 @@ class LaunchSerializer(serializers.Serializer):
         allow_null=True,
     )
     count = serializers.IntegerField(min_value=1, max_value=settings.ADMINVMS["MAX_LAUNCH_COUNT"], default=1)
+    tags = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="Your own labels, key to value (EC2's tags): shown and filtered on, never given to the backend.",
+    )
 
 
 # POST .../action/ runs every verb of the operation table but terminate (that is DELETE .../{id}/).

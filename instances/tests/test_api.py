@@ -720,3 +720,14 @@ def test_a_name_no_backend_takes_is_400_at_the_request(demo, api, name):
     """Not an ERROR later at Neutron ("adminvms-<name>-management" is at most 255) or Nova."""
     _error(api(demo.alice).post(INSTANCES, {"name": name}, format="json"), 400, "name")
     assert not Instance.objects.exists()
+
+
+def test_launch_keeps_the_users_tags_and_refuses_reserved_ones(api, demo):
+    client = api(demo.alice)
+    answer = client.post("/api/v1/instances/", {"name": "tagged", "tags": {"env": "prod"}}, format="json")
+    assert answer.status_code == 202, answer.content
+    assert answer.json()["tags"] == {"env": "prod"}
+    refused = client.post("/api/v1/instances/", {"name": "x", "tags": {"adminvms:category": "lb"}}, format="json")
+    assert refused.status_code == 400 and "tags" in refused.json()
+    assert client.post("/api/v1/instances/", {"name": "x", "tags": {"k": "\x00"}}, format="json").status_code == 400
+    assert Instance.objects.filter(name="x").count() == 0
