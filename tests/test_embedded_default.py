@@ -35,6 +35,17 @@ while time.monotonic() < deadline:
     time.sleep(0.2)
 else:
     raise SystemExit(f"still {instance.status}/{instance.task_state}")
+
+# The EC2 API's JSON and pattern lookups on SQLite: a tag filter, a name wildcard.
+from tenancy.services import ec2_credential_create
+from tests.ec2_signing import call, xml
+Instance.objects.filter(pk=instance.pk).update(tags={"env": "smoke"})
+credential, secret = ec2_credential_create(user=alice)
+found = xml(call(credential.access, secret, "DescribeInstances", Category="vsa",
+                 **{"Filter.1.Name": "tag:env", "Filter.1.Value.1": "smoke"}))
+print("EC2", [e.text for e in found.iter("instanceId")] == ["i-" + instance.pk.hex])
+images = xml(call(credential.access, secret, "DescribeImages", **{"Filter.1.Name": "name", "Filter.1.Value.1": "*"}))
+print("AMI", len(list(images.iter("imageId"))) > 0)
 """
 
 
@@ -82,6 +93,7 @@ def test_quick_start_on_sqlite_with_the_filesystem_broker(embedded_env, tmp_path
         )
         assert result.returncode == 0, result.stdout + result.stderr + (tmp_path / "worker.log").read_text()
         assert result.stdout.startswith("ACTIVE")
+        assert "EC2 True" in result.stdout and "AMI True" in result.stdout, result.stdout
     finally:
         worker.terminate()
         worker.wait(15)

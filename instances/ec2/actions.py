@@ -19,8 +19,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from categories.filters import FlavorFilterSet, ImageFilterSet
@@ -329,7 +330,9 @@ def describe_instances(caller: Caller, params: Params) -> dict:
     for n, (name, values) in enumerate(filters.items()):
         if name.startswith("tag:") and name[4:] not in ("Name", CATEGORY_TAG, PROJECT_TAG):
             alias = f"_tag{n}"
-            queryset = queryset.alias(**{alias: KeyTextTransform(name[4:], "tags")}).filter(**{f"{alias}__in": values})
+            # Cast: a key transform's own ``in`` lookup reads its values as JSON on SQLite.
+            value = Cast(KeyTextTransform(name[4:], "tags"), output_field=TextField())
+            queryset = queryset.alias(**{alias: value}).filter(**{f"{alias}__in": values})
         else:
             queryset = queryset.filter(_instance_filter(name, values))
     page: Page = paginate(queryset, params, what="instances")
