@@ -192,7 +192,9 @@ def ec2_authenticate(
         .filter(access=signed.access_key, revoked_at__isnull=True, user__is_active=True)
         .first()
     )
-    if credential is None:
+    if credential is None or not policy.can_hold_ec2_credential(credential.user, credential.project):
+        # Unknown, revoked, or its user no longer in its project (or no longer a provider admin, for a
+        # key without a project): the key gives nothing.
         raise sigv4.auth_failure()
     region = settings.ADMINVMS["EC2_REGION"]
     if signed.region != region:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,6 +122,10 @@ def parse(*, headers: Mapping[str, str], query: list[tuple[str, str]]) -> Signed
     if len(credential) != 5 or credential[4] != "aws4_request":
         raise incomplete("Credential must be <access key>/<date>/<region>/<service>/aws4_request.")
     access_key, scope_date, region, service, _ = credential
+    if not re.fullmatch(r"[A-Za-z0-9]{16,128}", access_key):
+        raise auth_failure()
+    if not re.fullmatch(r"[0-9a-f]{64}", fields["Signature"]):
+        raise does_not_match()
     if service != SERVICE:
         raise incomplete(f"The credential is scoped to service '{service}'; this endpoint is '{SERVICE}'.")
     try:

@@ -8,9 +8,9 @@ service arguments, domain errors to EC2 codes, rows to EC2's documents.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import operator
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,42 +62,38 @@ class Caller:
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
-# Which (status, task state) each EC2 state stands for; the first matching row wins.
+# Which status (and, where it matters, task state) each EC2 state stands for; the first matching row wins.
 # ERROR reads as ``terminated`` with its fault as the state reason: the instance serves
 # nothing and can only be terminated, and waiters stop at once instead of timing out.
-_STATES: tuple[tuple[str, Q], ...] = (
-    ("pending", Q(status=Status.BUILDING) | Q(status=Status.STOPPED, task_state=TaskState.STARTING)),
-    ("stopping", Q(status=Status.ACTIVE, task_state=TaskState.STOPPING)),
-    ("running", Q(status__in=[Status.ACTIVE, Status.REBOOTING])),
-    ("stopped", Q(status=Status.STOPPED)),
-    ("shutting-down", Q(status=Status.DELETING)),
-    ("terminated", Q(status__in=[Status.DELETED, Status.ERROR])),
+_STATES: tuple[tuple[str, frozenset[str], str | None], ...] = (
+    ("pending", frozenset({Status.BUILDING}), None),
+    ("pending", frozenset({Status.STOPPED}), TaskState.STARTING),
+    ("stopping", frozenset({Status.ACTIVE}), TaskState.STOPPING),
+    ("running", frozenset({Status.ACTIVE, Status.REBOOTING}), None),
+    ("stopped", frozenset({Status.STOPPED}), None),
+    ("shutting-down", frozenset({Status.DELETING}), None),
+    ("terminated", frozenset({Status.DELETED, Status.ERROR}), None),
 )
 
 
 def ec2_state(instance: Instance) -> str:
-    if instance.status == Status.BUILDING or (
-        instance.status == Status.STOPPED and instance.task_state == TaskState.STARTING
-    ):
-        return "pending"
-    if instance.status == Status.ACTIVE and instance.task_state == TaskState.STOPPING:
-        return "stopping"
-    return {
-        Status.ACTIVE: "running",
-        Status.REBOOTING: "running",
-        Status.STOPPED: "stopped",
-        Status.DELETING: "shutting-down",
-    }.get(instance.status, "terminated")
+    for name, statuses, task_state in _STATES:
+        if instance.status in statuses and task_state in (None, instance.task_state):
+            return name
+    raise AssertionError(f"no EC2 state for {instance.status}/{instance.task_state}")
 
 
 def _state_q(name: str) -> Q:
-    """The instances in EC2 state ``name``: each row of ``_STATES`` minus the rows before it."""
-    earlier = Q()
-    for state, condition in _STATES:
+    """The instances in EC2 state ``name``: its rows of ``_STATES``, minus the rows before each."""
+    if name not in STATE_CODES:
+        raise invalid(f"Unknown instance-state-name '{name}'; choose from {', '.join(STATE_CODES)}.")
+    matching, earlier = Q(pk__in=[]), Q(pk__in=[])
+    for state, statuses, task_state in _STATES:
+        row = Q(status__in=statuses) & (Q(task_state=task_state) if task_state else Q())
         if state == name:
-            return condition & ~earlier if earlier else condition
-        earlier = earlier | condition if earlier else condition
-    raise invalid(f"Unknown instance-state-name '{name}'; choose from {', '.join(STATE_CODES)}.")
+            matching |= row & ~earlier
+        earlier |= row
+    return matching
 
 
 def _state(instance: Instance) -> dict:
@@ -175,12 +171,18 @@ def _visible_instances(caller: Caller, params: Params):
     return instances.filter(project=project) if project is not None else instances
 
 
+def _long_gone() -> Q:
+    """Instances terminated longer ago than EC2 shows them (about an hour): unknown to the EC2 API."""
+    window = timedelta(seconds=settings.ADMINVMS["EC2_TERMINATED_VISIBLE_SECONDS"])
+    return Q(status=Status.DELETED, deleted_at__lt=timezone.now() - window)
+
+
 def _instances_by_id(caller: Caller, params: Params, *, required: bool) -> list[Instance]:
     raw_ids = params.members("InstanceId")
     if required and not raw_ids:
         raise Ec2Error("MissingParameter", "The request must contain the parameter InstanceId.")
     ids = [parse_id("i", raw, "InvalidInstanceID") for raw in raw_ids]
-    instances = _visible_instances(caller, params).filter(pk__in=ids)
+    instances = _visible_instances(caller, params).filter(pk__in=ids).exclude(_long_gone())
     if category := params.get("Category"):
         # Named with a category, the instances must be of it: the category narrows what the ids may reach.
         instances = _category_filtered(caller, instances, [category], by_id=True)
@@ -205,8 +207,8 @@ def _instance_item(caller: Caller, instance: Instance, index: int = 0) -> dict:
     )
     addresses = [a for values in (shown.get("addresses") or {}).values() for a in values]
     tags = {
-        **instance.tags,
         "Name": instance.name,
+        **instance.tags,
         CATEGORY_TAG: instance.category.slug,
         PROJECT_TAG: instance.project.slug,
     }
@@ -230,7 +232,6 @@ def _instance_item(caller: Caller, instance: Instance, index: int = 0) -> dict:
         "rootDeviceType": "ebs",
         "blockDeviceMapping": [],
         "virtualizationType": "hvm",
-        "hypervisor": "kvm" if instance.category.kind == "vm" else "xen",
         "groupSet": [],
         "networkInterfaceSet": [],
         "tagSet": [{"key": k, "value": v} for k, v in tags.items()],
@@ -304,8 +305,6 @@ def _instance_filter(name: str, values: list[str]) -> Q:
         return Q(project__slug__in=values)
     if name == "tag:" + CATEGORY_TAG:
         return Q(category__slug__in=values)
-    if name == "tag:Name":
-        return Q(name__in=values)
     if name == "tag-key":
         return functools.reduce(operator.or_, (Q(tags__has_key=v) for v in values))
     raise invalid(
@@ -325,14 +324,16 @@ def describe_instances(caller: Caller, params: Params) -> dict:
     if instances is not None:
         queryset = queryset.filter(pk__in=[i.pk for i in instances])
     queryset = _category_filtered(caller, queryset, categories, by_id=by_id)
-    window = timedelta(seconds=settings.ADMINVMS["EC2_TERMINATED_VISIBLE_SECONDS"])
-    queryset = queryset.exclude(status=Status.DELETED, deleted_at__lt=timezone.now() - window)
+    queryset = queryset.exclude(_long_gone())
     for n, (name, values) in enumerate(filters.items()):
-        if name.startswith("tag:") and name[4:] not in ("Name", CATEGORY_TAG, PROJECT_TAG):
+        if name.startswith("tag:") and name[4:] not in (CATEGORY_TAG, PROJECT_TAG):
             alias = f"_tag{n}"
             # Cast: a key transform's own ``in`` lookup reads its values as JSON on SQLite.
             value = Cast(KeyTextTransform(name[4:], "tags"), output_field=TextField())
-            queryset = queryset.alias(**{alias: value}).filter(**{f"{alias}__in": values})
+            tagged = Q(**{f"{alias}__in": values})
+            if name == "tag:Name":  # an instance without the tag is named by its name
+                tagged |= Q(**{f"{alias}__isnull": True, "name__in": values})
+            queryset = queryset.alias(**{alias: value}).filter(tagged)
         else:
             queryset = queryset.filter(_instance_filter(name, values))
     page: Page = paginate(queryset, params, what="instances")
@@ -347,7 +348,8 @@ def run_instances(caller: Caller, params: Params) -> dict:
     if low > high:
         raise invalid("MinCount may not exceed MaxCount.")
     tags = params.tags("instance")
-    name = tags.pop("Name", "") or "ec2"
+    # The Name tag names the instances (``web-1``, ``web-2`` when several) and stays a tag as given.
+    name = tags.get("Name") or "ec2"
     category = _launch_category(caller, params, tags)
     project = _project_param(caller, params, tags)
     image = _launch_image(caller, params.get("ImageId"))
@@ -356,25 +358,19 @@ def run_instances(caller: Caller, params: Params) -> dict:
         flavor = Flavor.objects.filter(name=instance_type).first()
         if flavor is None:
             raise invalid(f"Invalid value '{instance_type}' for InstanceType: no such flavor.")
-    launch = functools.partial(
-        services.instance_launch,
-        user=caller.user,
-        name=name,
-        project=project,
-        category=category,
-        flavor=flavor,
-        image=image,
-        tags=tags,
-        client_token=params.get("ClientToken") or "",
-    )
     try:
-        try:
-            instances = launch(count=high)
-        except errors.QuotaExceeded:
-            if low == high:
-                raise
-            # EC2 launches as many as it can between MinCount and MaxCount: MaxCount did not fit, try MinCount.
-            instances = launch(count=low)
+        instances = services.instance_launch(
+            user=caller.user,
+            name=name,
+            project=project,
+            category=category,
+            flavor=flavor,
+            image=image,
+            count=high,
+            min_count=low,
+            tags=tags,
+            client_token=params.get("ClientToken") or "",
+        )
     except errors.DomainError as exc:
         raise _translate(exc, not_found="InvalidParameterValue") from None
     [reservation] = _reservations(caller, instances)
@@ -466,14 +462,19 @@ def _catalog_filtered(filterset_class, caller: Caller, queryset, categories: lis
 
 
 def _glob_q(field_name: str, values: list[str]) -> Q:
-    """EC2's ``*`` and ``?`` wildcards, on ``field_name``."""
-    return functools.reduce(
-        operator.or_, (Q(**{f"{field_name}__regex": fnmatch.translate(v).replace("(?s:", "(?:")}) for v in values)
-    )
+    """EC2's ``*`` and ``?`` wildcards on ``field_name``, as a regular expression both PostgreSQL and SQLite read."""
+    patterns = []
+    for value in values:
+        parts = [".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in value]
+        patterns.append("^" + "".join(parts) + "$")
+    return functools.reduce(operator.or_, (Q(**{f"{field_name}__regex": p}) for p in patterns))
 
 
 def describe_images(caller: Caller, params: Params) -> dict:
     images = Image.objects.visible_to(caller.user).select_related("project")
+    if caller.project is not None:
+        # A key acts for its project: the provider's images and that project's own, not the user's other projects'.
+        images = images.filter(Q(project__isnull=True) | Q(project=caller.project))
     if ids := params.members("ImageId"):
         pks = [parse_id("ami", raw, "InvalidAMIID") for raw in ids]
         found = set(images.filter(pk__in=pks).values_list("pk", flat=True))
@@ -523,7 +524,6 @@ def describe_images(caller: Caller, params: Params) -> dict:
                 "creationDate": timestamp(image.created_at),
                 "rootDeviceType": "ebs",
                 "virtualizationType": "hvm",
-                "hypervisor": "kvm" if image.kind == "vm" else "xen",
                 "blockDeviceMapping": [],
                 "tagSet": [],
             }

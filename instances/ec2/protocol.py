@@ -108,7 +108,7 @@ class Params:
         for key, value in self.raw.items():
             if match := pattern.match(key):
                 groups.setdefault(_index(key, match.group(1)), {})[match.group(2)] = value
-            elif key.startswith(prefix + "."):
+            elif key == prefix or key.startswith(prefix + "."):
                 raise invalid(f"The parameter {key} is malformed.")
         return [fields for _, fields in sorted(groups.items())]
 
@@ -117,6 +117,8 @@ class Params:
         found = {}
         for key, value in source.items():
             head, _, index = key.rpartition(".")
+            if key == prefix:
+                raise invalid(f"The parameter {key} is a list: give {key}.1, {key}.2…")
             if head == prefix:
                 found[_index(key, index)] = value
             elif key.startswith(prefix + "."):
@@ -154,7 +156,7 @@ class Params:
 
 
 def _index(key: str, text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) < 1:
         raise invalid(f"The parameter {key} is malformed: list indexes start at 1.")
     return int(text)
 
@@ -229,6 +231,15 @@ def paginate(queryset, params: Params, *, what: str, default: int = 1000) -> Pag
 # --- documents ------------------------------------------------------------------------
 
 
+# What XML 1.0 cannot carry (control characters, lone surrogates): replaced, so that a
+# name or an echoed parameter never makes a document clients cannot parse.
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _text(value) -> str:
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
 def _fill(element: ET.Element, value) -> None:
     if isinstance(value, dict):
         for key, child in value.items():
@@ -240,7 +251,7 @@ def _fill(element: ET.Element, value) -> None:
     elif isinstance(value, bool):
         element.text = "true" if value else "false"
     else:
-        element.text = str(value)
+        element.text = _text(value)
 
 
 def document(action: str, request_id: str, body: dict) -> bytes:
@@ -255,6 +266,6 @@ def error_document(error: Ec2Error, request_id: str) -> bytes:
     root = ET.Element("Response")
     entry = ET.SubElement(ET.SubElement(root, "Errors"), "Error")
     ET.SubElement(entry, "Code").text = error.code
-    ET.SubElement(entry, "Message").text = error.message
+    ET.SubElement(entry, "Message").text = _text(error.message)
     ET.SubElement(root, "RequestID").text = request_id
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from tenancy import services as tenancy_services
-from tenancy.sigv4 import SignatureRefused
+from tenancy.sigv4 import SignatureRefused, query_pairs
 
 from .actions import ACTIONS, Caller, new_request_id
 from .protocol import Ec2Error, Params, document, error_document
@@ -30,7 +30,10 @@ def _headers(request) -> dict[str, str]:
 def _parameters(request, body: bytes) -> Params:
     pairs = []
     try:
-        pairs += parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
+        # The query string as the signature reads it ("+" is a plus); a form body as forms are ("+" is a space).
+        pairs += query_pairs(request.META.get("QUERY_STRING", ""))
+        if len(pairs) > MAX_PARAMETERS:
+            raise ValueError
         if body and request.content_type in ("", "application/x-www-form-urlencoded"):
             pairs += parse_qsl(
                 body.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_PARAMETERS

@@ -74,19 +74,24 @@ def _resolve_image(
     return image
 
 
-def _check_quota(*, project: Project, category: InstanceCategory, count: int) -> None:
-    """Holds under parallel launches: the project row is locked until commit (on
+def _check_quota(*, project: Project, category: InstanceCategory, count: int, min_count: int) -> int:
+    """How many to launch: ``count``, or as many as the quota leaves down to ``min_count``.
+
+    Holds under parallel launches: the project row is locked until commit (on
     SQLite the IMMEDIATE transaction holds the database's write lock)."""
     Project.objects.select_for_update().filter(pk=project.pk).first()
     if category.max_instances is None:
-        return
+        return count
     used = Instance.objects.live().filter(project=project, category=category).count()
-    if used + count > category.max_instances:
+    free = category.max_instances - used
+    if free < min_count:
+        requested = f"{min_count} to {count}" if min_count < count else f"{count}"
         raise QuotaExceeded(
             f"Quota exceeded: project '{project.slug}' may hold {category.max_instances} instance(s) "
-            f"of category '{category.slug}'; {used} in use, {count} requested.",
+            f"of category '{category.slug}'; {used} in use, {requested} requested.",
             field="count",
         )
+    return min(count, free)
 
 
 # Tags are the user's own labels; these prefixes name what adminvms and AWS tools mean by a tag.
@@ -137,10 +142,12 @@ def instance_launch(
     flavor: Flavor | None = None,
     image: Image | None = None,
     count: int = 1,
+    min_count: int | None = None,
     tags: dict[str, str] | None = None,
     client_token: str = "",
 ) -> list[Instance]:
-    """Launch ``count`` instances of ``category`` (``standard`` when omitted).
+    """Launch ``count`` instances of ``category`` (``standard`` when omitted); with
+    ``min_count``, as many as the quota leaves between ``min_count`` and ``count``.
 
     Fills in the category's default flavor and image, checks the allowed
     flavors, minimums, quota and policy, writes BUILDING instances with their
@@ -159,10 +166,9 @@ def instance_launch(
         flavor=flavor,
         image=image,
         count=count,
+        min_count=min_count,
         tags=json.dumps(tags, sort_keys=True),
     )
-    if client_token and (earlier := _earlier_launch(user, client_token, fingerprint)) is not None:
-        return earlier
     tags = _clean_tags(tags)
     name = (name or "").strip()
     if not name:
@@ -175,6 +181,9 @@ def instance_launch(
     max_count = conf("MAX_LAUNCH_COUNT")
     if not isinstance(count, int) or not 1 <= count <= max_count:
         raise InvalidInput(f"Count must be between 1 and {max_count}.", field="count")
+    min_count = count if min_count is None else min_count
+    if not isinstance(min_count, int) or not 1 <= min_count <= count:
+        raise InvalidInput(f"The least count must be between 1 and {count}.", field="count")
     project = _resolve_project(user, project)
     category = category or category_standard()
     verdict = policy.can_launch(user, category=category, project=project)
@@ -182,6 +191,9 @@ def instance_launch(
         # An unknown project or category reads like bad input, and the same whether it exists or is hidden.
         raise InvalidInput(f"Unknown {verdict.field}.", field=verdict.field)
     require(verdict)
+    # A retry of an earlier launch answers what it made, once the caller may still launch there.
+    if client_token and (earlier := _earlier_launch(user, client_token, fingerprint)) is not None:
+        return earlier
     category = _resolve_category(category)
     backend = category.backend or default_backend()
     if problem := backend_refusal(backend):
@@ -191,7 +203,7 @@ def instance_launch(
         raise InvalidInput(problem, field="category")
     flavor = _resolve_flavor(category, flavor)
     image = _resolve_image(category, project, image, flavor, driver)
-    _check_quota(project=project, category=category, count=count)
+    count = _check_quota(project=project, category=category, count=count, min_count=min_count)
     try:
         with transaction.atomic():
             request = LaunchRequest.objects.create(

@@ -194,14 +194,20 @@ def test_the_same_client_token_returns_the_same_reservation(ec2, demo):
     assert Instance.objects.count() == 2
 
 
-def test_min_count_is_launched_when_max_count_is_over_the_quota(ec2, demo):
+def test_as_many_as_the_quota_allows_between_min_and_max_count_are_launched(ec2, demo):
     vsa = demo.categories["vsa"]
     vsa.max_instances = 2
     vsa.save()
-    root = xml(ec2(demo.alice)("RunInstances", MinCount="1", MaxCount="3", Category="vsa"))
-    assert len(texts(root, "instancesSet/item/instanceId")) == 1
-    response = ec2(demo.alice)("RunInstances", MinCount="2", MaxCount="2", Category="vsa")
+    call = ec2(demo.alice)
+    asked = {"MinCount": "1", "MaxCount": "3", "Category": "vsa", "ClientToken": "fill-up"}
+    root = xml(call("RunInstances", **asked))
+    assert len(texts(root, "instancesSet/item/instanceId")) == 2
+    # A retry of that request answers the same reservation, though MaxCount did not fit.
+    again = xml(call("RunInstances", **asked))
+    assert texts(again, "instancesSet/item/instanceId") == texts(root, "instancesSet/item/instanceId")
+    response = call("RunInstances", MinCount="1", MaxCount="1", Category="vsa")
     assert (response.status_code, code(response)) == (400, "InstanceLimitExceeded")
+    assert Instance.objects.filter(category=vsa).count() == 2
 
 
 def test_describe_filters_by_category_state_tag_type_and_id(ec2, demo):
@@ -396,3 +402,88 @@ def test_the_category_parameter_narrows_what_instance_ids_reach(ec2, demo):
     xml(call("TerminateInstances", Category="vsa", **{"InstanceId.1": ec2_id(appliance)}))
     appliance.refresh_from_db()
     assert appliance.status == Status.DELETING
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"InstanceId.\u00b2": "i-" + "0" * 32},
+        {"Filter." + "1" * 5000 + ".Name": "category"},
+        {"InstanceId": "i-" + "0" * 32},
+        {"Filter.1.Name": "tag:\x07", "Filter.1.Value.1": "\x1b[31m"},
+        {"Filter.1.Name": "bad\x07filter", "Filter.1.Value.1": "x"},
+    ],
+)
+def test_odd_parameters_are_a_clear_4xx_in_a_document_clients_parse(ec2, demo, params):
+    from botocore.parsers import EC2QueryParser
+
+    response = ec2(demo.alice)("DescribeInstances", **params)
+    if response.status_code == 200:
+        return  # a tag filter that matches nothing is fine
+    assert 400 <= response.status_code < 500, response.content
+    parsed = EC2QueryParser().parse(
+        {"body": response.content, "headers": dict(response.items()), "status_code": response.status_code}, None
+    )
+    assert parsed["Error"]["Code"] in ("InvalidParameterValue", "MissingParameter")
+
+
+def test_wildcard_image_names_on_this_database(ec2, demo):
+    names = texts(
+        xml(ec2(demo.alice)("DescribeImages", **{"Filter.1.Name": "name", "Filter.1.Value.1": "*a*"})),
+        "imagesSet/item/name",
+    )
+    assert names and all("a" in n for n in names)
+    one = xml(ec2(demo.alice)("DescribeImages", **{"Filter.1.Name": "name", "Filter.1.Value.1": "vs?-app*.("}))
+    assert texts(one, "imagesSet/item/name") == []
+
+
+def test_the_name_tag_of_several_instances_finds_them_all(ec2, demo):
+    call = ec2(demo.alice)
+    xml(
+        call(
+            "RunInstances",
+            MinCount="2",
+            MaxCount="2",
+            **{
+                "TagSpecification.1.ResourceType": "instance",
+                "TagSpecification.1.Tag.1.Key": "Name",
+                "TagSpecification.1.Tag.1.Value": "web",
+            },
+        )
+    )
+    assert sorted(Instance.objects.values_list("name", flat=True)) == ["web-1", "web-2"]
+    found = xml(call("DescribeInstances", **{"Filter.1.Name": "tag:Name", "Filter.1.Value.1": "web"}))
+    assert len(instance_ids(found)) == 2
+    assert set(texts(found, ".//tagSet/item[key='Name']/value")) == {"web"}
+
+
+def test_an_instance_terminated_long_ago_is_unknown(ec2, demo):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = InstanceFactory(
+        project=demo.acme,
+        category=demo.categories["standard"],
+        status=Status.DELETED,
+        deleted_at=timezone.now() - timedelta(hours=2),
+    )
+    response = ec2(demo.alice)("DescribeInstances", **{"InstanceId.1": ec2_id(old)})
+    assert code(response) == "InvalidInstanceID.NotFound"
+
+
+def test_a_projects_key_sees_that_projects_images_only_and_dies_with_the_membership(ec2, demo):
+    from categories.models import Image
+    from tenancy.models import Membership
+    from tenancy.services import membership_ensure
+
+    membership_ensure(user=demo.alice, project=demo.globex)
+    private = Image.objects.create(name="globex-private", project=demo.globex)
+    alice = type(demo.alice).objects.get(pk=demo.alice.pk)
+    acme_key = ec2(alice, project=demo.acme)
+    globex_key = ec2(alice, project=demo.globex)
+    assert "globex-private" not in texts(xml(acme_key("DescribeImages")), "imagesSet/item/name")
+    assert texts(xml(globex_key("DescribeImages", **{"Owner.1": "self"})), "imagesSet/item/name") == [private.name]
+    Membership.objects.filter(user=alice, project=demo.globex).delete()
+    assert code(globex_key("DescribeImages")) == "AuthFailure"
+    assert xml(acme_key("DescribeImages")) is not None

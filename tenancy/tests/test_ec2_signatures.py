@@ -190,3 +190,12 @@ def test_the_secret_never_reaches_a_log(demo, caplog):
     send(signed_request(credential.access, secret, {"Action": "Nope"}))
     assert caplog.records
     assert secret not in caplog.text
+
+
+def test_malformed_keys_and_signatures_are_refused_before_any_lookup(key):
+    access, secret = key
+    request = signed_request(access, secret, DESCRIBE, query=True)
+    request.url = request.url.rsplit("X-Amz-Signature=", 1)[0] + "X-Amz-Signature=%C3%A9"
+    assert code(send(request)) == "SignatureDoesNotMatch"
+    request = signed_request("AKIA\x00" + "A" * 15, secret, DESCRIBE, query=True)
+    assert code(send(request)) == "AuthFailure"
