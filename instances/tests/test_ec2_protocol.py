@@ -487,3 +487,87 @@ def test_a_projects_key_sees_that_projects_images_only_and_dies_with_the_members
     Membership.objects.filter(user=alice, project=demo.globex).delete()
     assert code(globex_key("DescribeImages")) == "AuthFailure"
     assert xml(acme_key("DescribeImages")) is not None
+
+
+def test_fuzzed_requests_never_answer_5xx_and_always_parse(demo):
+    """Hypothesis sends signed requests of every action with parameters from EC2's vocabulary and odd values."""
+    from botocore.parsers import EC2QueryParser
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from instances.ec2.actions import ACTIONS
+
+    credential, secret = tenancy_services.ec2_credential_create(user=demo.alice)
+    keys = st.sampled_from(
+        [
+            "InstanceId.1",
+            "InstanceId.2",
+            "ImageId",
+            "ImageId.1",
+            "InstanceType",
+            "InstanceType.1",
+            "MinCount",
+            "MaxCount",
+            "ClientToken",
+            "Category",
+            "Project",
+            "MaxResults",
+            "NextToken",
+            "Filter.1.Name",
+            "Filter.1.Value.1",
+            "Filter.2.Name",
+            "Filter.2.Value.1",
+            "TagSpecification.1.ResourceType",
+            "TagSpecification.1.Tag.1.Key",
+            "TagSpecification.1.Tag.1.Value",
+            "Owner.1",
+            "AttributeName.1",
+            "RegionName.1",
+            "ZoneName.1",
+            "Force",
+            "Hibernate",
+            "DryRun",
+            "Filter.1",
+            "InstanceId.0",
+        ]
+    )
+    values = st.one_of(
+        st.text(max_size=40),
+        st.sampled_from(
+            [
+                "1",
+                "5",
+                "0",
+                "-1",
+                "99999999999999999999",
+                "true",
+                "standard",
+                "vsa",
+                "cache",
+                "acme",
+                "globex",
+                "m1.small",
+                "instance",
+                "category",
+                "tag:env",
+                "instance-state-name",
+                "running",
+                "i-" + "0" * 32,
+                "ami-" + "f" * 32,
+                "*",
+                "?",
+            ]
+        ),
+    )
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(action=st.sampled_from([*ACTIONS, "Nope"]), params=st.dictionaries(keys, values, max_size=6))
+    def check(action, params):
+        response = call(credential.access, secret, action, **params)
+        assert response.status_code < 500, response.content
+        parsed = EC2QueryParser().parse(
+            {"body": response.content, "headers": dict(response.items()), "status_code": response.status_code}, None
+        )
+        assert (response.status_code == 200) == ("Error" not in parsed), response.content
+
+    check()
