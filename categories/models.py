@@ -247,3 +247,52 @@ class Volume(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AdoptionRule(models.Model):
+    """How a server or container adminvms did not create is recognised as an instance of a category.
+
+    Every criterion given must hold (a glob for the name and the image); the rule of highest
+    priority wins, and two rules of equal priority for different categories leave the server
+    alone as ambiguous. ``manage.py adopt_instances`` and the console's Adoption page apply them.
+    """
+
+    name = models.SlugField(max_length=64, unique=True)
+    category = models.ForeignKey(InstanceCategory, on_delete=models.CASCADE, related_name="adoption_rules")
+    priority = models.IntegerField(default=0, help_text="The highest matching priority wins.")
+    backend = models.CharField(max_length=32, blank=True, help_text="Only servers of this backend; empty: any.")
+    metadata_key = models.CharField(
+        max_length=255, blank=True, help_text="A metadata key (OpenStack) or label (Docker) the server carries."
+    )
+    metadata_value = models.CharField(max_length=255, blank=True, help_text="Its value; empty: any value.")
+    name_pattern = models.CharField(max_length=255, blank=True, help_text="A glob on the name, e.g. *-vpn.")
+    image = models.CharField(max_length=255, blank=True, help_text="A glob on the image's name, or its backend id.")
+    flavor = models.CharField(max_length=255, blank=True, help_text="The flavor's name.")
+    project = models.ForeignKey(
+        "tenancy.Project",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The project of the adopted instance; a server of another project does not match.",
+    )
+    project_key = models.CharField(
+        max_length=255, blank=True, help_text="A metadata key or label naming the project (slug or Keystone id)."
+    )
+    tenant_servers = models.BooleanField(
+        default=False,
+        help_text="May take servers that live in a tenant's own project (they stay there) into a managed category.",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} → {self.category_id}"
+
+    def clean(self) -> None:
+        if not any([self.metadata_key, self.name_pattern, self.image, self.flavor, self.project_id]):
+            raise ValidationError("A rule needs at least one criterion: metadata, name, image, flavor or project.")
+        if self.metadata_value and not self.metadata_key:
+            raise ValidationError({"metadata_value": "A metadata value needs its key."})

@@ -227,6 +227,13 @@ def can_manage_catalog(user) -> Verdict:
     return _deny(Denial.FORBIDDEN, "Only provider admins may change the catalog.")
 
 
+def can_adopt(user) -> Verdict:
+    """Taking existing servers under categories (adoption): provider admins only."""
+    if is_provider_admin(user):
+        return ALLOW
+    return _deny(Denial.FORBIDDEN, "Only provider admins may adopt servers.")
+
+
 def can_deactivate_category(user, category) -> Verdict:
     """An active category other than the built-in one may be deactivated."""
     if not (verdict := can_manage_catalog(user)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 LOCK_REASON = "Managed by adminvms: act on it through the dashboard."
@@ -105,6 +106,38 @@ class ServerInfo:
     locked: bool = False
 
 
+@dataclass(frozen=True)
+class ForeignServer:
+    """A server or container on a backend that carries no stamp of ours: one adoption may take."""
+
+    backend_id: str
+    name: str
+    kind: str  # "vm" or "container"
+    status: ServerStatus
+    metadata: dict[str, str] = field(default_factory=dict)  # OpenStack metadata, Docker labels
+    image_id: str = ""
+    image_name: str = ""
+    flavor: str = ""  # the flavor's name
+    backend_project: str = ""  # the backend's project id (Keystone's), empty where there is none
+    provider_owned: bool = True  # lives in the provider's own project (or on its engine), not a tenant's
+    host: str = ""
+    availability_zone: str = ""
+    addresses: dict[str, list[str]] = field(default_factory=dict)
+    created_at: datetime | None = None
+    locked: bool = False
+
+
+@dataclass(frozen=True)
+class AdoptSpec:
+    """What adoption writes on a server: the stamps a create would have put there, and a lock for managed ones."""
+
+    instance_id: str
+    name: str
+    category: str
+    project: str
+    managed: bool
+
+
 class ComputeDriver(abc.ABC):
     """One compute backend. Implementations: sim, docker, openstack."""
 
@@ -156,6 +189,15 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def list_servers(self) -> list[ServerInfo]:
         """Every server stamped by us, in bulk (reconcile): calls grow with pages, not servers."""
+
+    def list_foreign(self) -> list[ForeignServer]:
+        """Every server without our stamp, in bulk (adoption); a backend that cannot list them lists none."""
+        return []
+
+    def adopt(self, backend_id: str, spec: AdoptSpec) -> ServerInfo:
+        """Stamp a foreign server as instance ``spec.instance_id`` (and lock it when managed), as a create would
+        have; ``ServerNotFound`` when it is gone. Stamping a server stamped so already changes nothing."""
+        raise DriverError(f"Backend '{self.name}' cannot adopt servers.")
 
     def image_refusal(self, reference: str) -> str:
         """Why this backend will not run image ``reference`` for the provider, or an empty string."""

@@ -25,7 +25,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import docker
@@ -34,7 +34,17 @@ import requests.exceptions
 from django.conf import settings
 from django.utils.text import slugify
 
-from .base import STAMP_TAG, BackendUnavailable, ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec
+from .base import (
+    STAMP_TAG,
+    AdoptSpec,
+    BackendUnavailable,
+    ComputeDriver,
+    DriverError,
+    ForeignServer,
+    ServerInfo,
+    ServerNotFound,
+    ServerSpec,
+)
 from .base import ServerStatus as S
 
 LABEL_STAMP = STAMP_TAG  # "adminvms=1": made by us
@@ -233,7 +243,7 @@ class DockerDriver(ComputeDriver):
         api = self._api()
         labels = [f"{key}={value}" if value else key for key, value in label_filter.items()]
         with _translated("list containers"):
-            return api.containers(all=True, filters={"label": labels})
+            return api.containers(all=True, filters={"label": labels} if labels else None)
 
     def _networks(self, spec: ServerSpec) -> dict[str, str]:
         """Name → id of the networks ``spec`` joins, made when missing (one list call when they exist).
@@ -489,5 +499,38 @@ class DockerDriver(ComputeDriver):
             raise
 
     def list_servers(self) -> list[ServerInfo]:
-        # One call, whatever the number of containers: the list summary, never an inspect each.
-        return [self._info(summary) for summary in self._summaries(**{LABEL_INSTANCE: ""})]
+        # One call, whatever the number of containers: the list summary, never an inspect each. Every
+        # container, ours by label and adopted ones (whose labels Docker cannot change) by their id.
+        return [self._info(summary) for summary in self._summaries()]
+
+    def list_foreign(self) -> list[ForeignServer]:
+        """Containers without our label: every one on the engine is the provider's (tenants have no engine)."""
+        foreign = []
+        for summary in self._summaries():
+            labels = summary.get("Labels") or {}
+            if labels.get(LABEL_INSTANCE):
+                continue
+            info = self._info(summary)
+            networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {}).items()
+            created = summary.get("Created")
+            foreign.append(
+                ForeignServer(
+                    backend_id=info.backend_id,
+                    name=((summary.get("Names") or ["/"])[0]).lstrip("/"),
+                    kind="container",
+                    status=info.status,
+                    metadata={str(k): str(v) for k, v in labels.items()},
+                    image_id=summary.get("ImageID", ""),
+                    image_name=summary.get("Image", ""),
+                    host=info.host,
+                    addresses={name: [net["IPAddress"]] for name, net in sorted(networks) if net.get("IPAddress")},
+                    created_at=datetime.fromtimestamp(created, UTC) if created else None,
+                )
+            )
+        return foreign
+
+    def adopt(self, backend_id: str, spec: AdoptSpec) -> ServerInfo:
+        """Docker fixes a container's labels when it is made: nothing can be written on it, so adoption is
+        recorded here alone (by the container's id, which every later call uses) and the container keeps
+        running untouched. A managed container needs no lock: nobody but the provider talks to the engine."""
+        return self.get(backend_id)

@@ -28,8 +28,22 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from ..base import BackendUnavailable, ComputeDriver, DriverError, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+from ..base import (
+    LOCK_REASON,
+    STAMP_TAG,
+    AdoptSpec,
+    BackendUnavailable,
+    ComputeDriver,
+    DriverError,
+    ForeignServer,
+    ServerInfo,
+    ServerNotFound,
+    ServerSpec,
+    ServerStatus,
+)
 from .models import SimServer
+
+STAMP_KEY = STAMP_TAG
 
 _STATUS = {
     "BUILD": ServerStatus.BUILDING,
@@ -90,7 +104,7 @@ class SimDriver(ComputeDriver):
     def _info(row: SimServer) -> ServerInfo:
         return ServerInfo(
             backend_id=str(row.pk),
-            instance_id=str(row.instance_uuid),
+            instance_id=str(row.instance_uuid) if row.instance_uuid else "",
             status=_STATUS[row.status],
             host=row.host,
             addresses=row.addresses,
@@ -242,3 +256,44 @@ class SimDriver(ComputeDriver):
         self._check_outage()
         self._settle(SimServer.objects.all())
         return [self._info(row) for row in SimServer.objects.all()]
+
+    # The simulated cloud's own projects: a server there is the provider's, any other a tenant's.
+    PROVIDER_PROJECTS = frozenset({"", "service"})
+
+    def list_foreign(self) -> list[ForeignServer]:
+        self._check_outage()
+        rows = SimServer.objects.filter(instance_uuid__isnull=True)
+        self._settle(rows)
+        return [
+            ForeignServer(
+                backend_id=str(row.pk),
+                name=row.name,
+                kind=row.kind,
+                status=_STATUS[row.status],
+                metadata={str(k): str(v) for k, v in (row.metadata or {}).items()},
+                image_id=row.image_ref,
+                image_name=row.image_ref,
+                flavor=(row.flavor or {}).get("name", ""),
+                backend_project=row.project_ref,
+                provider_owned=row.project_ref in self.PROVIDER_PROJECTS,
+                host=row.host,
+                addresses=row.addresses,
+                created_at=row.created_at,
+                locked=row.locked,
+            )
+            for row in rows
+        ]
+
+    def adopt(self, backend_id: str, spec: AdoptSpec) -> ServerInfo:
+        row = self._row(backend_id)
+        if row.instance_uuid and str(row.instance_uuid) != spec.instance_id:
+            raise DriverError(f"Server {backend_id} is stamped for another instance already.")
+        row.instance_uuid = spec.instance_id
+        row.metadata = {**(row.metadata or {}), STAMP_KEY: "1", "adminvms_instance": spec.instance_id,
+                        "adminvms_category": spec.category, "adminvms_project": spec.project}  # fmt: skip
+        fields = ["instance_uuid", "metadata"]
+        if spec.managed:
+            row.locked, row.lock_reason = True, LOCK_REASON
+            fields += ["locked", "lock_reason"]
+        row.save(update_fields=fields)
+        return self._info(row)

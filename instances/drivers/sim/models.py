@@ -12,7 +12,8 @@ class SimServer(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    instance_uuid = models.UUIDField(db_index=True)
+    # Empty for a server adminvms did not make (one to adopt), until adoption stamps it.
+    instance_uuid = models.UUIDField(null=True, blank=True, db_index=True)
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16)
     project_ref = models.CharField(max_length=64)
