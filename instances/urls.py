@@ -12,6 +12,7 @@ urlpatterns = [
     path("instances/<uuid:instance_id>/<str:op>/", views.instance_action, name="instance-action"),
     path("console/", views.console_overview, name="console"),
     path("console/instances/", views.console_instances, name="console-instances"),
+    path("console/adoption/", views.console_adoption, name="console-adoption"),
     path("console/instances/<uuid:instance_id>/", views.console_instance, name="console-instance"),
     path("portal/", views.portal, name="portal"),
     path("portal/instances/<uuid:instance_id>/", views.portal_instance, name="portal-instance"),

@@ -25,6 +25,8 @@ from tenancy.models import Project
 
 from . import gui_origin, operations, presentation, selectors, services
 from .choices import Status
+from .drivers.base import DriverError
+from .drivers.registry import enabled_backends
 from .filters import InstanceFilterSet
 from .forms import LaunchForm
 from .models import Instance
@@ -121,11 +123,18 @@ def _timeline_context(request, instance: Instance) -> dict:
 
 @login_required
 def launch(request):
-    """The launch form, with the chosen category's defaults; htmx re-renders it when the category changes."""
+    """The launch form, with the chosen category's defaults and the images it may boot; htmx re-renders
+    it when the category or the project changes."""
     if not (verdict := policy.can_launch_somewhere(request.user)):
         raise PermissionDenied(verdict.reason)
     categories = request.GET.getlist("categories") or None
-    form_kwargs = {"user": request.user, "categories": categories, "project": _current_project(request)}
+    launch_url = reverse("launch") + (f"?{urlencode({'categories': categories}, doseq=True)}" if categories else "")
+    form_kwargs = {
+        "user": request.user,
+        "categories": categories,
+        "project": _current_project(request),
+        "refresh_url": launch_url,
+    }
     if request.method == "POST":
         form = LaunchForm(request.POST, **form_kwargs)
         if form.is_valid():
@@ -146,9 +155,12 @@ def launch(request):
         form = LaunchForm(initial=initial, **form_kwargs)
         if request.htmx and request.GET.get("category"):
             form = LaunchForm(request.GET, **form_kwargs)
+            # A category or project the user may not launch in is not there (never a fallback's offer).
+            if form.chosen_category is None or (request.GET.get("project") and form.chosen_project is None):
+                raise Http404("No such category or project.")
             form.errors.clear()  # re-rendered for the new category, not submitted
     template = "instances/_launch_form.html" if request.htmx else "instances/launch.html"
-    return render(request, template, {"form": form, "categories_param": categories})
+    return render(request, template, {"form": form, "launch_url": launch_url})
 
 
 # --- console --------------------------------------------------------------------------------
@@ -157,6 +169,35 @@ def launch(request):
 @provider_admin_required
 def console_overview(request):
     return render(request, "console/overview.html", {"overview": selectors.overview(request.user)})
+
+
+@provider_admin_required
+def console_adoption(request):
+    """Adopt servers adminvms did not create: preview what the rules make of each (GET), then adopt the
+    ones ticked (POST). The service decides; this page shows its plan and its outcome."""
+    backends = enabled_backends()
+    data = request.POST if request.method == "POST" else request.GET
+    backend = data.get("backend") or backends[0]
+    rules_choice = data.get("rules", "")
+    context = {"backends": backends, "backend": backend, "rule_sets": sorted(services.BUILTIN_RULE_SETS),
+               "rules_choice": rules_choice, "plan": None, "applied": False}  # fmt: skip
+    try:
+        if backend not in backends:
+            raise NotFound(f"No enabled backend '{backend}'.")
+        rules = services.rules_named(rules_choice) if rules_choice else services.rules_saved()
+        if request.method == "POST":
+            chosen = set(request.POST.getlist("server"))
+            context["plan"] = services.adoption_apply(user=request.user, backend=backend, rules=rules, only=chosen)
+            context["applied"] = True
+            adopted = sum(c.verdict == "adopted" for c in context["plan"])
+            messages.success(request, f"Adopted {adopted} server(s) from {backend}.")
+        elif "backend" in request.GET:
+            context["plan"] = services.adoption_plan(backend=backend, rules=rules)
+    except DriverError as exc:
+        messages.error(request, f"{backend}: {exc}")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    return render(request, "console/adoption.html", context)
 
 
 @provider_admin_required

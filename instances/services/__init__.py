@@ -12,6 +12,7 @@ Every caller (REST API, web pages, Celery tasks, management commands) goes
 through these functions; none repeats a rule. The names below are the public ones.
 """
 
+from .adoption import BUILTIN_RULES as BUILTIN_RULE_SETS
 from .adoption import adoption_apply, adoption_plan, rules_from, rules_named, rules_saved
 from .catalog import backend_problem, catalog_sync
 from .execution import action_fail, action_step, actions_expire
@@ -20,6 +21,7 @@ from .lifecycle import instance_act, instance_launch
 from .reconcile import drift_apply, drift_compare, instances_reconcile
 
 __all__ = [
+    "BUILTIN_RULE_SETS",
     "action_fail",
     "action_step",
     "actions_expire",
