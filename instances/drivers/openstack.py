@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 
 import keystoneauth1.exceptions as ks_exc
 import keystoneauth1.session as ks_session
@@ -45,11 +46,14 @@ from django.conf import settings
 
 from .base import (
     INSTANCE_TAG_PREFIX,
+    LOCK_REASON,
     STAMP_TAG,
+    AdoptSpec,
     BackendUnavailable,
     ComputeDriver,
     DriverError,
     FlavorSpec,
+    ForeignServer,
     ImageInfo,
     ServerInfo,
     ServerNotFound,
@@ -492,6 +496,65 @@ class OpenStackDriver(ComputeDriver):
     def list_projects(self) -> dict[str, str]:
         with _Translate():
             return {p.name: p.id for p in self.conn.identity.projects()}
+
+    def list_foreign(self) -> list[ForeignServer]:
+        """Every server of every project without our tag, and Glance's images for their names: two paginated
+        listings, whatever the number."""
+        with _Translate():
+            images = {i.id: i.name or i.id for i in self.conn.image.images()}
+            provider = self.conn.current_project_id
+            foreign = []
+            for server in self._servers(not_tags=STAMP_TAG):
+                if server.status in ("DELETED", "SOFT_DELETED"):
+                    continue
+                image_id = (server.image or {}).get("id", "") if isinstance(server.image, dict) else server.image.id
+                addresses: dict[str, list[str]] = {}
+                for network, entries in (server.addresses or {}).items():
+                    addresses[network] = [entry["addr"] for entry in entries]
+                foreign.append(
+                    ForeignServer(
+                        backend_id=server.id,
+                        name=server.name or server.id,
+                        kind="vm",
+                        status=_STATUS.get(server.status, ServerStatus.BUILDING),
+                        metadata={str(k): str(v) for k, v in (server.metadata or {}).items()},
+                        image_id=image_id or "",
+                        image_name=images.get(image_id, ""),
+                        flavor=(server.flavor.name if server.flavor else "") or "",
+                        backend_project=server.project_id or "",
+                        provider_owned=server.project_id == provider,
+                        host=server.compute_host or server.hypervisor_hostname or "",
+                        availability_zone=server.availability_zone or "",
+                        addresses=addresses,
+                        created_at=datetime.fromisoformat(server.created_at) if server.created_at else None,
+                        locked=bool(server.is_locked),
+                    )
+                )
+            return foreign
+
+    def adopt(self, backend_id: str, spec: AdoptSpec) -> ServerInfo:
+        """The tags and metadata a create puts on a server, on its ports too when it is the provider's
+        (so that a terminate removes them with it), and the lock for a managed one."""
+        tag = _instance_tag(spec.instance_id)
+        with _Translate():
+            server = self.conn.compute.get_server(backend_id)
+            if server.status in ("DELETED", "SOFT_DELETED"):
+                raise ServerNotFound(f"Server {backend_id} is deleted.")
+            if any(t.startswith(INSTANCE_TAG_PREFIX) and t != tag for t in server.tags or []):
+                raise DriverError(f"Server {backend_id} is stamped for another instance already.")
+            server.set_tags(self.conn.compute, sorted({*(server.tags or []), STAMP_TAG, tag}))
+            self.conn.compute.set_server_metadata(
+                server,
+                adminvms_instance=spec.instance_id,
+                adminvms_category=spec.category,
+                adminvms_project=spec.project,
+            )
+            if server.project_id == self.conn.current_project_id:
+                for port in self.conn.network.ports(device_id=server.id):
+                    self.conn.network.set_tags(port, sorted({*(port.tags or []), STAMP_TAG, tag}))
+            if spec.managed:
+                self.lock_conn.compute.lock_server(backend_id, locked_reason=LOCK_REASON)
+            return self._single(self.conn.compute.get_server(backend_id))
 
     def list_servers(self) -> list[ServerInfo]:
         """Every stamped server, and our stamped ports: two paginated listings, whatever the number."""
