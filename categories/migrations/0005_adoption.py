@@ -5,33 +5,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('categories', '0004_image_project'),
-        ('tenancy', '0002_ec2'),
+        ("categories", "0004_image_project"),
+        ("tenancy", "0002_ec2"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AdoptionRule',
+            name="AdoptionRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=64, unique=True)),
-                ('priority', models.IntegerField(default=0, help_text='The highest matching priority wins.')),
-                ('backend', models.CharField(blank=True, help_text='Only servers of this backend; empty: any.', max_length=32)),
-                ('metadata_key', models.CharField(blank=True, help_text='A metadata key (OpenStack) or label (Docker) the server carries.', max_length=255)),
-                ('metadata_value', models.CharField(blank=True, help_text='Its value; empty: any value.', max_length=255)),
-                ('name_pattern', models.CharField(blank=True, help_text='A glob on the name, e.g. *-vpn.', max_length=255)),
-                ('image', models.CharField(blank=True, help_text="A glob on the image's name, or its backend id.", max_length=255)),
-                ('flavor', models.CharField(blank=True, help_text="The flavor's name.", max_length=255)),
-                ('project_key', models.CharField(blank=True, help_text='A metadata key or label naming the project (slug or Keystone id).', max_length=255)),
-                ('tenant_servers', models.BooleanField(default=False, help_text="May take servers that live in a tenant's own project (they stay there) into a managed category.")),
-                ('is_active', models.BooleanField(default=True)),
-                ('category', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='adoption_rules', to='categories.instancecategory')),
-                ('project', models.ForeignKey(blank=True, help_text='The project of the adopted instance; a server of another project does not match.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenancy.project')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.SlugField(max_length=64, unique=True)),
+                ("priority", models.IntegerField(default=0, help_text="The highest matching priority wins.")),
+                (
+                    "backend",
+                    models.CharField(blank=True, help_text="Only servers of this backend; empty: any.", max_length=32),
+                ),
+                (
+                    "metadata_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="A metadata key (OpenStack) or label (Docker) the server carries.",
+                        max_length=255,
+                    ),
+                ),
+                (
+                    "metadata_value",
+                    models.CharField(blank=True, help_text="Its value; empty: any value.", max_length=255),
+                ),
+                (
+                    "name_pattern",
+                    models.CharField(blank=True, help_text="A glob on the name, e.g. *-vpn.", max_length=255),
+                ),
+                (
+                    "image",
+                    models.CharField(
+                        blank=True, help_text="A glob on the image's name, or its backend id.", max_length=255
+                    ),
+                ),
+                ("flavor", models.CharField(blank=True, help_text="The flavor's name.", max_length=255)),
+                (
+                    "project_key",
+                    models.CharField(
+                        blank=True,
+                        help_text="A metadata key or label naming the project (slug or Keystone id).",
+                        max_length=255,
+                    ),
+                ),
+                (
+                    "tenant_servers",
+                    models.BooleanField(
+                        default=False,
+                        help_text="May take servers that live in a tenant's own project (they stay there) into a managed category.",
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="adoption_rules",
+                        to="categories.instancecategory",
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The project of the adopted instance; a server of another project does not match.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenancy.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-priority', 'name'],
+                "ordering": ["-priority", "name"],
             },
         ),
     ]
