@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Q, QuerySet
+
 from .models import Image, InstanceCategory
 
 
@@ -36,3 +38,17 @@ def image_refusal(category: InstanceCategory, image: Image, project=None) -> str
     if tagged and category.pk not in tagged:
         return f"Image '{image.name}' is not offered for category '{category.slug}'."
     return ""
+
+
+def images_for(user, category: InstanceCategory, project=None) -> QuerySet[Image]:
+    """The images ``user`` sees that may boot ``category`` in ``project``: what a launch form offers.
+
+    ``image_refusal`` decides; the query only leaves out what it would refuse anyway (inactive,
+    the other kind, other projects' own images), so the candidates stay few."""
+    candidates = (
+        Image.objects.visible_to(user)
+        .filter(Q(project__isnull=True) | Q(project=project), is_active=True, kind=category.kind)
+        .prefetch_related("categories")
+    )
+    accepted = [image.pk for image in candidates if not image_refusal(category, image, project)]
+    return Image.objects.filter(pk__in=accepted)
