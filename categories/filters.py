@@ -78,12 +78,22 @@ class ImageFilterSet(CategoryParamFilterSet):
 
 
 class VolumeFilterSet(CategoryParamFilterSet):
+    """Without ``status``, volumes the backend no longer lists (``gone``) are left out."""
+
     project = django_filters.CharFilter(field_name="project__slug")
     name = django_filters.CharFilter(lookup_expr="icontains")
+    status = django_filters.CharFilter()
+    backend = django_filters.CharFilter()
 
     class Meta:
         model = Volume
-        fields = ["name"]
+        fields = ["name", "status", "backend"]
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        if not self.form.cleaned_data.get("status"):
+            queryset = queryset.exclude(status="gone")
+        return queryset
 
     def filter_category(self, queryset, name, value):
         return super().filter_category(queryset, "categories", value).distinct()

@@ -236,14 +236,24 @@ class Volume(models.Model):
     project = models.ForeignKey(
         "tenancy.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="volumes"
     )
+    backend = models.CharField(max_length=32, blank=True, help_text="The backend it is mirrored from; empty: none.")
     backend_id = models.CharField(max_length=255, blank=True)
+    # What the volume serves: a provider's volume by its backend metadata (adminvms:category), any volume by
+    # the instances it is attached to, and what the provider sets here (``assigned_categories``).
     categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="volumes")
+    assigned_categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="+")
+    status = models.CharField(max_length=32, blank=True, help_text="The backend's word (available, in-use…), or gone.")
+    metadata = models.JSONField(default=dict, blank=True)
+    # The backend ids of the servers it is attached to.
+    attachments = models.JSONField(default=list, blank=True)
+    gone_at = models.DateTimeField(null=True, blank=True, help_text="When the backend stopped listing it.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = VolumeQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
+        indexes = [models.Index(fields=["backend", "backend_id"])]
 
     def __str__(self) -> str:
         return self.name

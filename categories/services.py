@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from tenancy import policy
 from tenancy.errors import Conflict, InvalidInput, require
@@ -274,3 +275,74 @@ def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[st
             image.categories.clear()
             counts["private_images"] += 1
     return counts
+
+
+# The backend metadata (Cinder) or label (Docker) naming the category a provider's volume serves.
+VOLUME_CATEGORY_KEYS = ("adminvms:category", "adminvms.category")
+
+
+@transaction.atomic
+def volumes_mirror(*, backend: str, volumes: list[dict], attached: dict[str, tuple[int, Any]]) -> dict[str, int]:
+    """Upsert a backend's volumes by backend id, in bulk (the same few queries whatever their number).
+
+    ``attached`` maps a server's backend id to the (category id, project id) of the live instance on it.
+    A volume serves the categories of the instances it is attached to, those the provider assigned
+    here, and, for the provider's own volumes only, the one its metadata names (``adminvms:category``):
+    a tenant writes her own volume's metadata, so it decides nothing (DESIGN.md rule 9). A tenant's
+    volume belongs to her project (one with no place here is skipped); a provider's to the project of
+    the instance it is attached to, else to nobody (the provider's). Volumes the backend no longer
+    lists are marked gone, never deleted.
+    """
+    projects: dict[str, Project] = {}
+    by_pk = {}
+    for project in Project.objects.all():
+        by_pk[project.pk] = project
+        projects[project.slug] = project
+        if project.keystone_id:
+            projects[project.keystone_id] = project
+    slugs = dict(InstanceCategory.objects.values_list("slug", "pk"))
+    existing = {v.backend_id: v for v in Volume.objects.filter(backend=backend).prefetch_related("assigned_categories")}
+    rows, wanted, seen = [], {}, set()
+    for info in volumes:
+        if info["provider_owned"]:
+            project = None
+        elif (project := projects.get(info["backend_project"])) is None:
+            continue  # a volume of a tenant project that has no place here
+        links = [attached[s] for s in info["attachments"] if s in attached]
+        if project is None and links:
+            project = by_pk.get(links[0][1])
+        volume = existing.get(info["backend_id"]) or Volume(backend=backend, backend_id=info["backend_id"])
+        volume.name, volume.size_gb, volume.status = (
+            info["name"][:255] or info["backend_id"],
+            info["size_gb"],
+            info["status"],
+        )
+        volume.metadata, volume.attachments, volume.project, volume.gone_at = (
+            info["metadata"],
+            list(info["attachments"]),
+            project,
+            None,
+        )
+        categories = {category for category, _ in links}
+        if info["provider_owned"]:
+            categories |= {slugs[v] for k in VOLUME_CATEGORY_KEYS if (v := info["metadata"].get(k)) in slugs}
+        if volume.pk and volume.backend_id in existing:
+            categories |= {c.pk for c in volume.assigned_categories.all()}
+        rows.append(volume)
+        wanted[info["backend_id"]] = categories
+        seen.add(info["backend_id"])
+    fields = ["name", "size_gb", "status", "metadata", "attachments", "project", "gone_at"]
+    Volume.objects.bulk_update([v for v in rows if v.backend_id in existing], fields)
+    Volume.objects.bulk_create([v for v in rows if v.backend_id not in existing])
+    through = Volume.categories.through
+    ids = {v.backend_id: v.pk for v in rows}
+    through.objects.filter(volume_id__in=ids.values()).delete()
+    through.objects.bulk_create(
+        [through(volume_id=ids[b], instancecategory_id=c) for b, categories in wanted.items() for c in categories]
+    )
+    gone = (
+        Volume.objects.filter(backend=backend, gone_at__isnull=True)
+        .exclude(backend_id__in=seen)
+        .update(gone_at=timezone.now(), status="gone")
+    )
+    return {"volumes": len(rows), "gone": gone}

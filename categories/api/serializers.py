@@ -83,5 +83,6 @@ class VolumeSerializer(AdminFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = Volume
-        fields = ["id", "name", "size_gb", "project", "categories", "backend_id", "created_at"]
-        admin_only = ("backend_id",)
+        fields = ["id", "name", "size_gb", "project", "categories", "status", "backend", "backend_id", "attachments",
+                  "created_at"]  # fmt: skip
+        admin_only = ("backend_id", "attachments")

@@ -128,6 +128,20 @@ class ForeignServer:
 
 
 @dataclass(frozen=True)
+class VolumeInfo:
+    """What a backend says about one volume (Cinder's, Docker's)."""
+
+    backend_id: str
+    name: str
+    size_gb: int
+    status: str  # the backend's word: available, in-use, creating…
+    metadata: dict[str, str] = field(default_factory=dict)  # Cinder metadata, Docker labels
+    backend_project: str = ""
+    provider_owned: bool = True  # the provider's own project's (or its engine's), not a tenant's
+    attachments: tuple[str, ...] = ()  # backend ids of the servers it is attached to
+
+
+@dataclass(frozen=True)
 class AdoptSpec:
     """What adoption writes on a server: the stamps a create would have put there, and a lock for managed ones."""
 
@@ -189,6 +203,10 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def list_servers(self) -> list[ServerInfo]:
         """Every server stamped by us, in bulk (reconcile): calls grow with pages, not servers."""
+
+    def list_volumes(self) -> list[VolumeInfo]:
+        """Every volume of every project with its attachments, in bulk: calls grow with pages, not volumes."""
+        return []
 
     def list_foreign(self) -> list[ForeignServer]:
         """Every server without our stamp, in bulk (adoption); a backend that cannot list them lists none."""

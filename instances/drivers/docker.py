@@ -44,6 +44,7 @@ from .base import (
     ServerInfo,
     ServerNotFound,
     ServerSpec,
+    VolumeInfo,
 )
 from .base import ServerStatus as S
 
@@ -502,6 +503,29 @@ class DockerDriver(ComputeDriver):
         # One call, whatever the number of containers: the list summary, never an inspect each. Every
         # container, ours by label and adopted ones (whose labels Docker cannot change) by their id.
         return [self._info(summary) for summary in self._summaries()]
+
+    def list_volumes(self) -> list[VolumeInfo]:
+        """Two calls: the engine's volumes, and its containers' mounts for the attachments. Docker keeps no
+        size (0) and every volume on the engine is the provider's."""
+        api = self._api()
+        with _translated("list volumes"):
+            volumes = api.volumes().get("Volumes") or []
+        mounted: dict[str, list[str]] = {}
+        for summary in self._summaries():
+            for mount in summary.get("Mounts") or []:
+                if mount.get("Type") == "volume" and mount.get("Name"):
+                    mounted.setdefault(mount["Name"], []).append(summary.get("Id", ""))
+        return [
+            VolumeInfo(
+                backend_id=v["Name"],
+                name=v["Name"],
+                size_gb=0,
+                status="in-use" if mounted.get(v["Name"]) else "available",
+                metadata={str(k): str(val) for k, val in (v.get("Labels") or {}).items()},
+                attachments=tuple(mounted.get(v["Name"], ())),
+            )
+            for v in volumes
+        ]
 
     def list_foreign(self) -> list[ForeignServer]:
         """Containers without our label: every one on the engine is the provider's (tenants have no engine)."""

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from categories.services import catalog_mirror
+from categories.services import catalog_mirror, volumes_mirror
 
 from ..drivers.base import DriverError
 from ..drivers.registry import backend_refusal, get_driver
+from ..models import Instance
 
 
 def catalog_sync(*, backend: str) -> dict[str, int]:
-    """Mirror a backend's flavors and images into the catalog, and map projects to it by name."""
+    """Mirror a backend's flavors, images and volumes into the catalog, and map projects to it by name."""
     driver = get_driver(backend)
-    return catalog_mirror(
+    counts = catalog_mirror(
         flavors=[vars(f) for f in driver.list_flavors()],
         images=[vars(i) for i in driver.list_images()],
         projects=driver.list_projects(),
     )
+    return counts | volumes_sync(backend=backend, driver=driver)
+
+
+def volumes_sync(*, backend: str, driver=None) -> dict[str, int]:
+    """Mirror a backend's volumes with their attachments: one listing call (and one for the attachments where
+    the backend keeps them apart), and a volume serves the categories of the live instances it is attached to."""
+    driver = driver or get_driver(backend)
+    volumes = driver.list_volumes()
+    servers = {server for volume in volumes for server in volume.attachments}
+    attached = {
+        backend_id: (category_id, project_id)
+        for backend_id, category_id, project_id in Instance.objects.live()
+        .filter(backend=backend, backend_id__in=servers)
+        .values_list("backend_id", "category_id", "project_id")
+    }
+    return volumes_mirror(backend=backend, volumes=[vars(v) for v in volumes], attached=attached)
 
 
 def backend_problem(*, backend: str) -> str:

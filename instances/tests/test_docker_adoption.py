@@ -9,6 +9,7 @@ import uuid
 import docker.errors
 import pytest
 
+from categories.models import Volume
 from instances import services
 from instances.choices import Status
 from instances.models import Instance
@@ -89,3 +90,42 @@ def test_legacy_containers_are_adopted_by_the_vpn_rules_and_then_obey_the_policy
     instance.refresh_from_db()
     assert instance.status == Status.DELETED
     assert wanted.id not in {c.id for c in engine.containers.list(all=True)}
+
+
+def test_docker_volumes_sync_with_their_labels_and_attachments(demo, legacy, engine, settings, api):
+    settings.ADMINVMS = {**settings.ADMINVMS, "BACKENDS": ["sim", "docker"]}
+    vpn = CategoryFactory(slug="vpn", management="provider", kind="container", backend="docker", user_visible=True,
+                          user_operations=[])  # fmt: skip
+    suffix = uuid.uuid4().hex[:6]
+    labelled = engine.volumes.create(f"vsa-disk-{suffix}", labels={"adminvms.category": "vsa"})
+    mounted = engine.volumes.create(f"vpn-state-{suffix}")
+    try:
+        container = engine.containers.run(
+            BUSYBOX, name=f"acme{suffix}-vpn",
+            labels={"adminvms.project": "acme"}, volumes={mounted.name: {"bind": "/state", "mode": "rw"}}, detach=True,
+        )  # fmt: skip
+        try:
+            rules = services.rules_from([{"name": "vpn", "category": "vpn", "backend": "docker",
+                                          "name_pattern": "*-vpn", "project_key": "adminvms.project"}])  # fmt: skip
+            services.adoption_apply(backend="docker", rules=rules, only={container.id})
+            counts = services.volumes_sync(backend="docker")
+            assert counts["volumes"] >= 2
+            rows = {v.name: v for v in Volume.objects.filter(backend="docker")}
+            assert {c.slug for c in rows[labelled.name].categories.all()} == {"vsa"}
+            assert rows[labelled.name].project is None and rows[labelled.name].status == "available"
+            state = rows[mounted.name]
+            assert {c.slug for c in state.categories.all()} == {vpn.slug} and state.project == demo.acme
+            assert state.status == "in-use" and state.attachments == [container.id]
+            listed = {v["name"] for v in api(demo.alice).get("/api/v1/volumes/", {"category": "vpn"}).json()["results"]}
+            assert listed == {mounted.name}
+            assert api(demo.bob).get("/api/v1/volumes/", {"category": "vpn"}).json()["results"] == []
+        finally:
+            container.remove(force=True)
+        assert services.volumes_sync(backend="docker")["gone"] == 0  # still listed by the engine
+        mounted.remove()
+        services.volumes_sync(backend="docker")
+        assert Volume.objects.get(backend="docker", name=mounted.name).status == "gone"
+    finally:
+        for volume in (labelled, mounted):
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)

@@ -40,8 +40,9 @@ from ..base import (
     ServerNotFound,
     ServerSpec,
     ServerStatus,
+    VolumeInfo,
 )
-from .models import SimServer
+from .models import SimServer, SimVolume
 
 STAMP_KEY = STAMP_TAG
 
@@ -259,6 +260,22 @@ class SimDriver(ComputeDriver):
 
     # The simulated cloud's own projects: a server there is the provider's, any other a tenant's.
     PROVIDER_PROJECTS = frozenset({"", "service"})
+
+    def list_volumes(self) -> list[VolumeInfo]:
+        self._check_outage()
+        return [
+            VolumeInfo(
+                backend_id=str(v.pk),
+                name=v.name,
+                size_gb=v.size_gb,
+                status="in-use" if v.attached_to else "available",
+                metadata={str(k): str(val) for k, val in (v.metadata or {}).items()},
+                backend_project=v.project_ref,
+                provider_owned=v.project_ref in self.PROVIDER_PROJECTS,
+                attachments=tuple(str(a) for a in v.attached_to or ()),
+            )
+            for v in SimVolume.objects.all()
+        ]
 
     def list_foreign(self) -> list[ForeignServer]:
         self._check_outage()

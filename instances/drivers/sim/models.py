@@ -42,3 +42,21 @@ class SimServer(models.Model):
 
     def __str__(self) -> str:
         return f"sim server {self.pk} ({self.status})"
+
+
+class SimVolume(models.Model):
+    """A volume of the simulated cloud, attached to sim servers by their ids."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    size_gb = models.PositiveIntegerField(default=1)
+    project_ref = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    attached_to = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"sim volume {self.name}"

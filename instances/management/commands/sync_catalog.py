@@ -18,5 +18,6 @@ class Command(BaseCommand):
             except DriverError as exc:
                 raise CommandError(f"{name}: {exc}") from exc
             self.stdout.write(
-                f"{name}: {counts['flavors']} flavors, {counts['images']} images, {counts['projects']} projects mapped"
+                f"{name}: {counts['flavors']} flavors, {counts['images']} images, {counts['volumes']} volumes "
+                f"({counts['gone']} gone), {counts['projects']} projects mapped"
             )
