@@ -59,6 +59,7 @@ from .base import (
     ServerNotFound,
     ServerSpec,
     ServerStatus,
+    VolumeInfo,
 )
 
 log = logging.getLogger(__name__)
@@ -496,6 +497,27 @@ class OpenStackDriver(ComputeDriver):
     def list_projects(self) -> dict[str, str]:
         with _Translate():
             return {p.name: p.id for p in self.conn.identity.projects()}
+
+    def list_volumes(self) -> list[VolumeInfo]:
+        """Cinder's volumes of every project, attachments included: one paginated listing (none on a cloud
+        without Cinder)."""
+        with _Translate():
+            if not self.conn.has_service("block-storage"):
+                return []
+            provider = self.conn.current_project_id
+            return [
+                VolumeInfo(
+                    backend_id=v.id,
+                    name=v.name or v.id,
+                    size_gb=v.size or 0,
+                    status=v.status or "",
+                    metadata={str(k): str(val) for k, val in (v.metadata or {}).items()},
+                    backend_project=v.project_id or "",
+                    provider_owned=v.project_id == provider,
+                    attachments=tuple(a["server_id"] for a in v.attachments or () if a.get("server_id")),
+                )
+                for v in self.conn.block_storage.volumes(details=True, all_projects=True)
+            ]
 
     def list_foreign(self) -> list[ForeignServer]:
         """Every server of every project without our tag, and Glance's images for their names: two paginated
