@@ -1,6 +1,8 @@
-"""Adoption on the local OpenStack control plane: legacy VPN servers of the service project (by the
-``adminvms-legacy=vpn`` metadata or the ``-vpn`` name suffix) become locked, stamped instances of the
-provider-managed ``vpn`` category; a tenant's own server dressed the same is left alone."""
+"""Adoption and Cinder's volumes on the local OpenStack control plane.
+
+Legacy VPN servers of the service project (by the ``adminvms-legacy=vpn`` metadata or the ``-vpn`` name
+suffix) become locked, stamped instances of the provider-managed ``vpn`` category; a tenant's own server
+dressed the same is left alone. Volumes are mirrored with their categories for every role."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import uuid
 import openstack.exceptions
 import pytest
 
+from categories.models import Volume
 from instances import services
 from instances.models import Instance
 from tests.factories import CategoryFactory
@@ -109,3 +112,57 @@ def test_legacy_vpn_servers_are_adopted_locked_and_stamped_and_a_tenants_lookali
     [run] = services.instances_reconcile(backends=["openstack"])
     gw.refresh_from_db()
     assert run.error == "" and gw.status == "ACTIVE"
+
+
+def test_cinder_volumes_sync_with_categories_by_metadata_and_attachment_for_every_role(
+    on_openstack, legacy_servers, nova_admin, api
+):
+    demo = on_openstack
+    CategoryFactory(slug="vpn", management="provider", kind="vm", backend="openstack", user_visible=True,
+                    user_operations=[])  # fmt: skip
+    tag = uuid.uuid4().hex[:6]
+    gateway = legacy_servers(nova_admin, f"gw-{tag}-vpn", "management", **{"adminvms-project": "acme"})
+    services.adoption_apply(backend="openstack", rules=services.rules_named("vpn"), only={gateway.id})
+    alice = _cloud("adminvms-acme")
+    made = []
+    try:
+        forged = alice.block_storage.create_volume(name=f"alice-{tag}", size=1, metadata={"adminvms:category": "lb"})
+        offered = nova_admin.block_storage.create_volume(name=f"vsa-{tag}", size=1,
+                                                         metadata={"adminvms:category": "vsa"})  # fmt: skip
+        state = nova_admin.block_storage.create_volume(name=f"state-{tag}", size=1)
+        made += [(alice, forged), (nova_admin, offered), (nova_admin, state)]
+        for conn, volume in made:
+            conn.block_storage.wait_for_status(volume, status="available", wait=60)
+        attachment = nova_admin.compute.create_volume_attachment(gateway.id, volume_id=state.id)
+        nova_admin.block_storage.wait_for_status(state, status="in-use", wait=60)
+
+        counts = services.volumes_sync(backend="openstack")
+        assert counts["volumes"] >= 3
+        rows = {v.backend_id: v for v in Volume.objects.filter(backend="openstack").prefetch_related("categories")}
+        slugs = {b: {c.slug for c in v.categories.all()} for b, v in rows.items()}
+        assert slugs[forged.id] == set() and rows[forged.id].project == demo.acme  # her metadata decides nothing
+        assert slugs[offered.id] == {"vsa"} and rows[offered.id].project is None
+        assert slugs[state.id] == {"vpn"} and rows[state.id].project == demo.acme
+        assert rows[state.id].attachments == [gateway.id] and rows[state.id].status == "in-use"
+
+        def listed(user, **params):
+            names = {v["name"] for v in api(user).get("/api/v1/volumes/", params).json()["results"]}
+            return names & {f"alice-{tag}", f"vsa-{tag}", f"state-{tag}"}
+
+        everything = {f"alice-{tag}", f"vsa-{tag}", f"state-{tag}"}
+        assert listed(demo.admin) == everything
+        assert listed(demo.alice) == listed(demo.rita) == everything
+        assert listed(demo.bob) == listed(demo.gina) == {f"vsa-{tag}"}
+        assert listed(demo.alice, category="vpn") == {f"state-{tag}"}
+        assert listed(demo.bob, category="vpn") == set()
+
+        nova_admin.compute.delete_volume_attachment(gateway.id, attachment.volume_id)
+        nova_admin.block_storage.wait_for_status(state, status="available", wait=60)
+        nova_admin.block_storage.delete_volume(offered)
+        nova_admin.block_storage.wait_for_delete(offered, wait=60)
+        services.volumes_sync(backend="openstack")
+        assert Volume.objects.get(backend_id=offered.id).status == "gone"
+        assert not Volume.objects.get(backend_id=state.id).categories.exists()
+    finally:
+        for conn, volume in made:
+            conn.block_storage.delete_volume(volume, ignore_missing=True)
