@@ -242,6 +242,8 @@ class Volume(models.Model):
     # the instances it is attached to, and what the provider sets here (``assigned_categories``).
     categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="volumes")
     assigned_categories = models.ManyToManyField(InstanceCategory, blank=True, related_name="+")
+    # The provider's own volume (its service project, its engine), or a tenant's (whose metadata decides nothing).
+    provider_owned = models.BooleanField(default=True)
     status = models.CharField(max_length=32, blank=True, help_text="The backend's word (available, in-use…), or gone.")
     metadata = models.JSONField(default=dict, blank=True)
     # The backend ids of the servers it is attached to.

@@ -281,17 +281,26 @@ def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[st
 VOLUME_CATEGORY_KEYS = ("adminvms:category", "adminvms.category")
 
 
+def volume_category_slugs(metadata: dict[str, str]) -> set[str]:
+    """The category slugs a volume's backend metadata (or label) names, comma-separated."""
+    found = set()
+    for key in VOLUME_CATEGORY_KEYS:
+        found |= {slug.strip() for slug in (metadata.get(key) or "").split(",") if slug.strip()}
+    return found
+
+
 @transaction.atomic
 def volumes_mirror(*, backend: str, volumes: list[dict], attached: dict[str, tuple[int, Any]]) -> dict[str, int]:
     """Upsert a backend's volumes by backend id, in bulk (the same few queries whatever their number).
 
     ``attached`` maps a server's backend id to the (category id, project id) of the live instance on it.
-    A volume serves the categories of the instances it is attached to, those the provider assigned
-    here, and, for the provider's own volumes only, the one its metadata names (``adminvms:category``):
-    a tenant writes her own volume's metadata, so it decides nothing (DESIGN.md rule 9). A tenant's
-    volume belongs to her project (one with no place here is skipped); a provider's to the project of
-    the instance it is attached to, else to nobody (the provider's). Volumes the backend no longer
-    lists are marked gone, never deleted.
+    A volume serves the categories the provider assigned it and those of the instances it is attached
+    to. A provider's volume seen for the first time takes its assignment from its backend metadata
+    (``adminvms:category``); from then on the assignment here rules, and changing it writes the
+    metadata. A tenant writes her own volume's metadata, so it decides nothing (DESIGN.md rule 9). A
+    tenant's volume belongs to her project (one with no place here is skipped); a provider's to the
+    project of the instance it is attached to, else to nobody (the provider's). Volumes the backend no
+    longer lists are marked gone, never deleted.
     """
     projects: dict[str, Project] = {}
     by_pk = {}
@@ -302,7 +311,7 @@ def volumes_mirror(*, backend: str, volumes: list[dict], attached: dict[str, tup
             projects[project.keystone_id] = project
     slugs = dict(InstanceCategory.objects.values_list("slug", "pk"))
     existing = {v.backend_id: v for v in Volume.objects.filter(backend=backend).prefetch_related("assigned_categories")}
-    rows, wanted, seen = [], {}, set()
+    rows, wanted, seeded, seen = [], {}, {}, set()
     for info in volumes:
         if info["provider_owned"]:
             project = None
@@ -312,33 +321,30 @@ def volumes_mirror(*, backend: str, volumes: list[dict], attached: dict[str, tup
         if project is None and links:
             project = by_pk.get(links[0][1])
         volume = existing.get(info["backend_id"]) or Volume(backend=backend, backend_id=info["backend_id"])
-        volume.name, volume.size_gb, volume.status = (
-            info["name"][:255] or info["backend_id"],
-            info["size_gb"],
-            info["status"],
-        )
-        volume.metadata, volume.attachments, volume.project, volume.gone_at = (
-            info["metadata"],
-            list(info["attachments"]),
-            project,
-            None,
-        )
-        categories = {category for category, _ in links}
-        if info["provider_owned"]:
-            categories |= {slugs[v] for k in VOLUME_CATEGORY_KEYS if (v := info["metadata"].get(k)) in slugs}
-        if volume.pk and volume.backend_id in existing:
-            categories |= {c.pk for c in volume.assigned_categories.all()}
+        volume.name = info["name"][:255] or info["backend_id"]
+        volume.size_gb, volume.status, volume.metadata = info["size_gb"], info["status"], info["metadata"]
+        volume.attachments, volume.project, volume.gone_at = list(info["attachments"]), project, None
+        volume.provider_owned = info["provider_owned"]
+        if info["backend_id"] in existing:
+            assigned = {c.pk for c in volume.assigned_categories.all()}
+        else:
+            metadata = volume_category_slugs(info["metadata"]) if info["provider_owned"] else set()
+            assigned = seeded[info["backend_id"]] = {slugs[slug] for slug in metadata if slug in slugs}
         rows.append(volume)
-        wanted[info["backend_id"]] = categories
+        wanted[info["backend_id"]] = assigned | {category for category, _ in links}
         seen.add(info["backend_id"])
-    fields = ["name", "size_gb", "status", "metadata", "attachments", "project", "gone_at"]
+    fields = ["name", "size_gb", "status", "metadata", "attachments", "project", "gone_at", "provider_owned"]
     Volume.objects.bulk_update([v for v in rows if v.backend_id in existing], fields)
     Volume.objects.bulk_create([v for v in rows if v.backend_id not in existing])
-    through = Volume.categories.through
     ids = {v.backend_id: v.pk for v in rows}
+    through = Volume.categories.through
     through.objects.filter(volume_id__in=ids.values()).delete()
     through.objects.bulk_create(
         [through(volume_id=ids[b], instancecategory_id=c) for b, categories in wanted.items() for c in categories]
+    )
+    assigned_through = Volume.assigned_categories.through
+    assigned_through.objects.bulk_create(
+        [assigned_through(volume_id=ids[b], instancecategory_id=c) for b, cats in seeded.items() for c in cats]
     )
     gone = (
         Volume.objects.filter(backend=backend, gone_at__isnull=True)
@@ -346,3 +352,21 @@ def volumes_mirror(*, backend: str, volumes: list[dict], attached: dict[str, tup
         .update(gone_at=timezone.now(), status="gone")
     )
     return {"volumes": len(rows), "gone": gone}
+
+
+@transaction.atomic
+def volume_assign(
+    *, user, volume: Volume, categories: Iterable[InstanceCategory], attached: Iterable[InstanceCategory] = ()
+) -> Volume:
+    """The categories the provider assigns ``volume`` (replacing the earlier ones); it serves them and those of
+    the instances it is attached to (``attached``). A tenant's own volume serves no managed category."""
+    require(policy.can_manage_catalog(user))
+    categories = list(categories)
+    if not volume.provider_owned and (managed := [c.slug for c in categories if c.is_managed]):
+        raise InvalidInput(
+            f"Volume '{volume.name}' is a tenant's own; it serves no managed category ({', '.join(managed)}).",
+            field="categories",
+        )
+    volume.assigned_categories.set(categories)
+    volume.categories.set({*categories, *attached})
+    return volume

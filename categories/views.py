@@ -100,7 +100,8 @@ def flavor_list(request):
 
 
 def _filtered(request, filterset_class, queryset):
-    filterset = filterset_class(request.GET or None, queryset=queryset, request=request)
+    # Always bound (an empty query string too): an unbound FilterSet is never valid, and the page would be empty.
+    filterset = filterset_class(request.GET, queryset=queryset, request=request)
     try:
         objects = filterset.qs if filterset.is_valid() else queryset.none()
     except ValidationError as exc:
@@ -117,5 +118,6 @@ def image_list(request):
 
 @provider_admin_required
 def volume_list(request):
-    page = _filtered(request, VolumeFilterSet, Volume.objects.select_related("project").prefetch_related("categories"))
+    volumes = Volume.objects.select_related("project").prefetch_related("categories", "assigned_categories")
+    page = _filtered(request, VolumeFilterSet, volumes)
     return render(request, "console/volumes.html", {"page": page, "categories": InstanceCategory.objects.all()})

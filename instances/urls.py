@@ -13,6 +13,11 @@ urlpatterns = [
     path("console/", views.console_overview, name="console"),
     path("console/instances/", views.console_instances, name="console-instances"),
     path("console/adoption/", views.console_adoption, name="console-adoption"),
+    path(
+        "console/volumes/<uuid:volume_id>/categories/",
+        views.console_volume_categories,
+        name="console-volume-categories",
+    ),
     path("console/instances/<uuid:instance_id>/", views.console_instance, name="console-instance"),
     path("portal/", views.portal, name="portal"),
     path("portal/instances/<uuid:instance_id>/", views.portal_instance, name="portal-instance"),

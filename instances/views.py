@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
-from categories.models import InstanceCategory
+from categories.models import InstanceCategory, Volume
 from tenancy import policy
 from tenancy.decorators import provider_admin_required
 from tenancy.errors import DomainError, NotFound
@@ -198,6 +198,24 @@ def console_adoption(request):
     except DomainError as exc:
         messages.error(request, exc.message)
     return render(request, "console/adoption.html", context)
+
+
+@provider_admin_required
+@require_POST
+def console_volume_categories(request, volume_id):
+    """The console's volume list sets the categories the provider assigns a volume."""
+    volume = Volume.objects.filter(pk=volume_id).first()
+    if volume is None:
+        raise Http404("No such volume.")
+    chosen = list(InstanceCategory.objects.filter(slug__in=request.POST.getlist("categories")))
+    try:
+        note = services.volume_categories_set(user=request.user, volume=volume, categories=chosen)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        names = ", ".join(sorted(c.slug for c in chosen)) or "none"
+        messages.success(request, f"Volume {volume.name} serves {names} as assigned. {note}".strip())
+    return redirect(reverse("console-volumes"))
 
 
 @provider_admin_required

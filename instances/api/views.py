@@ -1,12 +1,17 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from adminvms_dashboard.api import SlugRelatedField
 from adminvms_dashboard.schema import conflict
+from categories.api.serializers import VolumeSerializer
+from categories.models import InstanceCategory, Volume
 from instances import selectors, services
 from instances.filters import InstanceFilterSet
 from instances.models import Instance
+from tenancy.errors import NotFound
 
 from .serializers import (
     ActionAcceptedSerializer,
@@ -107,3 +112,38 @@ class InstanceViewSet(
         events = instance.events.select_related("action__requested_by").order_by("created_at", "id")
         page = self.paginate_queryset(events)
         return self.get_paginated_response(EventSerializer(page, many=True, context={"request": request}).data)
+
+
+class VolumeCategoriesSerializer(serializers.Serializer):
+    categories = SlugRelatedField(
+        slug_field="slug",
+        queryset=InstanceCategory.objects.all(),
+        many=True,
+        error_messages={"does_not_exist": "Unknown category '{value}'."},
+        help_text="Every category the provider assigns the volume (an empty list clears them).",
+    )
+
+
+class VolumeAssignedSerializer(VolumeSerializer):
+    backend_note = serializers.CharField(help_text="Empty when the backend's metadata agrees; else what happened.")
+
+    class Meta(VolumeSerializer.Meta):
+        fields = [*VolumeSerializer.Meta.fields, "backend_note"]
+
+
+class VolumeCategoriesView(APIView):
+    """The categories the provider assigns a volume (provider admins): it serves them and those of the instances
+    it is attached to; they are written into the volume's backend metadata where the backend keeps some."""
+
+    @extend_schema(request=VolumeCategoriesSerializer, responses={200: VolumeAssignedSerializer})
+    def put(self, request, pk):
+        volume = Volume.objects.visible_to(request.user).filter(pk=pk).first()
+        if volume is None:
+            raise NotFound("No such volume.")
+        body = VolumeCategoriesSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        note = services.volume_categories_set(
+            user=request.user, volume=volume, categories=body.validated_data["categories"]
+        )
+        data = VolumeSerializer(volume, context={"request": request}).data
+        return Response({**data, "backend_note": note})

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 
 LOCK_REASON = "Managed by adminvms: act on it through the dashboard."
+# The backend metadata key naming the categories a provider's volume serves.
+VOLUME_CATEGORY_KEY = "adminvms:category"
 # Every server we make carries these, so a retried create and reconcile find it.
 STAMP_TAG = "adminvms"
 INSTANCE_TAG_PREFIX = "adminvms-instance:"
@@ -207,6 +209,11 @@ class ComputeDriver(abc.ABC):
     def list_volumes(self) -> list[VolumeInfo]:
         """Every volume of every project with its attachments, in bulk: calls grow with pages, not volumes."""
         return []
+
+    def set_volume_categories(self, backend_id: str, slugs: list[str]) -> bool:
+        """Write the categories a volume serves into its backend metadata (``adminvms:category``, comma-separated;
+        removed when empty), so that other tools read the same; False where the backend cannot store it."""
+        return False
 
     def list_foreign(self) -> list[ForeignServer]:
         """Every server without our stamp, in bulk (adoption); a backend that cannot list them lists none."""

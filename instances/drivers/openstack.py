@@ -48,6 +48,7 @@ from .base import (
     INSTANCE_TAG_PREFIX,
     LOCK_REASON,
     STAMP_TAG,
+    VOLUME_CATEGORY_KEY,
     AdoptSpec,
     BackendUnavailable,
     ComputeDriver,
@@ -518,6 +519,15 @@ class OpenStackDriver(ComputeDriver):
                 )
                 for v in self.conn.block_storage.volumes(details=True, all_projects=True)
             ]
+
+    def set_volume_categories(self, backend_id: str, slugs: list[str]) -> bool:
+        with _Translate():
+            volume = self.conn.block_storage.get_volume(backend_id)
+            if slugs:
+                self.conn.block_storage.set_volume_metadata(volume, **{VOLUME_CATEGORY_KEY: ",".join(slugs)})
+            elif VOLUME_CATEGORY_KEY in (volume.metadata or {}):
+                self.conn.block_storage.delete_volume_metadata(volume, keys=[VOLUME_CATEGORY_KEY])
+        return True
 
     def list_foreign(self) -> list[ForeignServer]:
         """Every server of every project without our tag, and Glance's images for their names: two paginated

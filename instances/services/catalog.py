@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from categories.services import catalog_mirror, volumes_mirror
+import logging
+
+from django.db import transaction
+
+from categories.models import InstanceCategory, Volume
+from categories.services import catalog_mirror, volume_assign, volumes_mirror
 
 from ..drivers.base import DriverError
 from ..drivers.registry import backend_refusal, get_driver
 from ..models import Instance
+
+log = logging.getLogger(__name__)
 
 
 def catalog_sync(*, backend: str) -> dict[str, int]:
@@ -44,3 +51,29 @@ def backend_problem(*, backend: str) -> str:
     except DriverError as exc:
         return str(exc)
     return ""
+
+
+def volume_categories_set(*, user, volume: Volume, categories: list[InstanceCategory]) -> str:
+    """Assign ``volume`` the provider's categories, and write them into its backend metadata where the backend
+    keeps some (Cinder, the sim cloud; Docker fixes a volume's labels when it is made).
+
+    Returns a note for the caller: empty when the backend agrees, else what happened there. The assignment
+    here stands either way: a later sync keeps it.
+    """
+    attached = InstanceCategory.objects.filter(
+        pk__in=Instance.objects.live()
+        .filter(backend=volume.backend, backend_id__in=volume.attachments or [])
+        .values("category_id")
+    )
+    with transaction.atomic():
+        volume_assign(user=user, volume=volume, categories=categories, attached=attached)
+    if not volume.backend or volume.gone_at:
+        return "" if not volume.backend else "The volume is gone from its backend; nothing was written there."
+    try:
+        written = get_driver(volume.backend).set_volume_categories(
+            volume.backend_id, sorted(c.slug for c in categories)
+        )
+    except DriverError as exc:
+        log.warning("volume %s: the backend's metadata was not updated: %s", volume.pk, exc)
+        return f"Saved here; backend '{volume.backend}' could not be updated ({exc})."
+    return "" if written else f"Saved here; backend '{volume.backend}' keeps no metadata on volumes."

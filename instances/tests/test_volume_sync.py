@@ -112,3 +112,56 @@ def test_a_terminated_instance_no_longer_gives_its_category(demo, cloud):
     volume = Volume.objects.get(backend="sim", name="store-data")
     assert not volume.categories.exists() and volume.project is None and volume.status == "available"
     assert store  # the server is untouched
+
+
+def test_the_provider_sets_and_clears_categories_and_the_backend_metadata_follows(demo, cloud, api, web):
+    services.volumes_sync(backend="sim")
+    spare = Volume.objects.get(backend="sim", name="spare")
+    url = f"/api/v1/volumes/{spare.pk}/categories/"
+    answer = api(demo.admin).put(url, {"categories": ["vsa", "lb"]}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert sorted(answer.json()["categories"]) == ["lb", "vsa"] and answer.json()["backend_note"] == ""
+    assert SimVolume.objects.get(name="spare").metadata["adminvms:category"] == "lb,vsa"
+    services.volumes_sync(backend="sim")
+    assert {c.slug for c in spare.categories.all()} == {"lb", "vsa"}
+
+    # The assignment here rules: metadata changed behind our back does not undo it.
+    SimVolume.objects.filter(name="spare").update(metadata={"adminvms:category": "cache"})
+    services.volumes_sync(backend="sim")
+    assert {c.slug for c in spare.categories.all()} == {"lb", "vsa"}
+
+    assert api(demo.admin).put(url, {"categories": []}, format="json").status_code == 200
+    assert "adminvms:category" not in SimVolume.objects.get(name="spare").metadata
+    assert not spare.categories.exists()
+
+    # An attached instance's category stays whatever the assignment.
+    store = Volume.objects.get(backend="sim", name="store-data")
+    api(demo.admin).put(f"/api/v1/volumes/{store.pk}/categories/", {"categories": []}, format="json")
+    assert {c.slug for c in store.categories.all()} == {"vsa"}
+
+    # Members may not; a tenant's volume serves no managed category; bad input is a 400.
+    assert api(demo.alice).put(url, {"categories": ["vsa"]}, format="json").status_code == 403
+    forged = Volume.objects.get(backend="sim", name="alice-forged")
+    refused = api(demo.admin).put(f"/api/v1/volumes/{forged.pk}/categories/", {"categories": ["lb"]}, format="json")
+    assert refused.status_code == 400 and "categories" in refused.json()
+    assert api(demo.admin).put(url, {"categories": ["nope"]}, format="json").status_code == 400
+    assert api(demo.admin).put(url, {"categories": "vsa"}, format="json").status_code == 400
+    assert api(demo.bob).put(f"/api/v1/volumes/{store.pk}/categories/", {"categories": []},
+                             format="json").status_code == 404  # fmt: skip
+
+    # The console does the same.
+    done = web(demo.admin).post(f"/console/volumes/{spare.pk}/categories/", {"categories": ["vsa"]})
+    assert done.status_code == 302
+    assert {c.slug for c in spare.assigned_categories.all()} == {"vsa"}
+    assert web(demo.alice).post(f"/console/volumes/{spare.pk}/categories/", {"categories": []}).status_code == 403
+    page = web(demo.admin).get("/console/volumes/")
+    assert 'data-volume="spare"' in page.content.decode()
+
+
+def test_the_console_lists_images_and_volumes_without_any_filter(demo, cloud, web):
+    """A regression: without a query string the console's image and volume pages listed nothing."""
+    services.volumes_sync(backend="sim")
+    images = web(demo.admin).get("/console/images/").content.decode()
+    assert all(name in images for name in demo.images)
+    volumes = web(demo.admin).get("/console/volumes/").content.decode()
+    assert 'data-volume="spare"' in volumes and 'data-volume="store-data"' in volumes

@@ -31,6 +31,7 @@ from django.utils import timezone
 from ..base import (
     LOCK_REASON,
     STAMP_TAG,
+    VOLUME_CATEGORY_KEY,
     AdoptSpec,
     BackendUnavailable,
     ComputeDriver,
@@ -276,6 +277,17 @@ class SimDriver(ComputeDriver):
             )
             for v in SimVolume.objects.all()
         ]
+
+    def set_volume_categories(self, backend_id: str, slugs: list[str]) -> bool:
+        self._check_outage()
+        volume = SimVolume.objects.filter(pk=backend_id).first()
+        if volume is None:
+            raise ServerNotFound(f"No volume {backend_id}.")
+        metadata = {k: v for k, v in (volume.metadata or {}).items() if k != VOLUME_CATEGORY_KEY}
+        if slugs:
+            metadata[VOLUME_CATEGORY_KEY] = ",".join(slugs)
+        SimVolume.objects.filter(pk=backend_id).update(metadata=metadata)
+        return True
 
     def list_foreign(self) -> list[ForeignServer]:
         self._check_outage()
