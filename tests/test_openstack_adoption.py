@@ -156,6 +156,15 @@ def test_cinder_volumes_sync_with_categories_by_metadata_and_attachment_for_ever
         assert listed(demo.alice, category="vpn") == {f"state-{tag}"}
         assert listed(demo.bob, category="vpn") == set()
 
+        # The provider assigns a category here: Cinder's metadata follows, and the next sync agrees.
+        spare = Volume.objects.get(backend_id=offered.id)
+        answer = api(demo.admin).put(f"/api/v1/volumes/{spare.pk}/categories/", {"categories": ["lb", "vsa"]},
+                                     format="json")  # fmt: skip
+        assert answer.status_code == 200 and answer.json()["backend_note"] == "", answer.content
+        assert nova_admin.block_storage.get_volume(offered.id).metadata["adminvms:category"] == "lb,vsa"
+        services.volumes_sync(backend="openstack")
+        assert {c.slug for c in spare.categories.all()} == {"lb", "vsa"}
+
         nova_admin.compute.delete_volume_attachment(gateway.id, attachment.volume_id)
         nova_admin.block_storage.wait_for_status(state, status="available", wait=60)
         nova_admin.block_storage.delete_volume(offered)
