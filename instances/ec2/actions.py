@@ -331,8 +331,8 @@ def describe_instances(caller: Caller, params: Params) -> dict:
             # Cast: a key transform's own ``in`` lookup reads its values as JSON on SQLite.
             value = Cast(KeyTextTransform(name[4:], "tags"), output_field=TextField())
             tagged = Q(**{f"{alias}__in": values})
-            if name == "tag:Name":  # an instance without the tag is named by its name
-                tagged |= Q(**{f"{alias}__isnull": True, "name__in": values})
+            if name == "tag:Name":  # the Name tag as given, or the instance's own name (web-1 of "web")
+                tagged |= Q(name__in=values)
             queryset = queryset.alias(**{alias: value}).filter(tagged)
         else:
             queryset = queryset.filter(_instance_filter(name, values))
