@@ -4,7 +4,7 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from categories.api.views import CategoryViewSet, FlavorViewSet, ImageViewSet, VolumeViewSet
-from instances.api.views import InstanceViewSet, VolumeCategoriesView
+from instances.api.views import ImageCategoriesView, InstanceViewSet, VolumeCategoriesView
 from tenancy.api.views import Ec2CredentialViewSet, MeView, ProjectViewSet, TokenView, TokenViewSet
 
 router = DefaultRouter()
@@ -20,6 +20,7 @@ router.register("ec2-credentials", Ec2CredentialViewSet, basename="ec2-credentia
 urlpatterns = [
     path("me/", MeView.as_view(), name="me"),
     path("volumes/<uuid:pk>/categories/", VolumeCategoriesView.as_view(), name="volume-categories"),
+    path("images/<uuid:pk>/categories/", ImageCategoriesView.as_view(), name="image-categories"),
     path("auth/token/", TokenView.as_view(), name="auth-token"),
     *router.urls,
 ]

@@ -199,6 +199,7 @@ class Image(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VM)
+    backend = models.CharField(max_length=32, blank=True, help_text="The backend it is mirrored from; empty: none.")
     backend_id = models.CharField(max_length=255, blank=True, help_text="Glance image id, or a Docker image reference.")
     # Empty: the provider's image. Set: a project's private image (mirrored from the cloud), which
     # that project alone sees and may boot for its own user-category instances; it never carries a

@@ -227,7 +227,9 @@ CATEGORY_TAG_PREFIX = "adminvms:category="
 
 
 @transaction.atomic
-def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[str, str]) -> dict[str, int]:
+def catalog_mirror(
+    *, flavors: list[dict], images: list[dict], projects: dict[str, str], backend: str = ""
+) -> dict[str, int]:
     """Upsert what a backend offers: projects mapped by name, flavors, and images by backend id.
 
     A provider image (``provider`` true: public, or owned by the provider's projects) tagged
@@ -260,7 +262,7 @@ def catalog_mirror(*, flavors: list[dict], images: list[dict], projects: dict[st
         if owner is None and not info.get("provider", True):
             continue  # a private image of a project that has no place here
         image = Image.objects.filter(backend_id=info["backend_id"]).first() or Image(backend_id=info["backend_id"])
-        image.name, image.kind, image.project = info["name"], info["kind"], owner
+        image.name, image.kind, image.project, image.backend = info["name"], info["kind"], owner, backend
         image.min_ram_mb, image.min_disk_gb = info["min_ram_mb"], info["min_disk_gb"]
         if owner is None:
             slugs = [t.removeprefix(CATEGORY_TAG_PREFIX) for t in info["tags"] if t.startswith(CATEGORY_TAG_PREFIX)]

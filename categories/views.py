@@ -112,7 +112,7 @@ def _filtered(request, filterset_class, queryset):
 
 @provider_admin_required
 def image_list(request):
-    page = _filtered(request, ImageFilterSet, Image.objects.prefetch_related("categories"))
+    page = _filtered(request, ImageFilterSet, Image.objects.select_related("project").prefetch_related("categories"))
     return render(request, "console/images.html", {"page": page, "categories": InstanceCategory.objects.all()})
 
 

@@ -18,6 +18,7 @@ urlpatterns = [
         views.console_volume_categories,
         name="console-volume-categories",
     ),
+    path("console/images/<uuid:image_id>/categories/", views.console_image_categories, name="console-image-categories"),
     path("console/instances/<uuid:instance_id>/", views.console_instance, name="console-instance"),
     path("portal/", views.portal, name="portal"),
     path("portal/instances/<uuid:instance_id>/", views.portal_instance, name="portal-instance"),

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
-from categories.models import InstanceCategory, Volume
+from categories.models import Image, InstanceCategory, Volume
 from tenancy import policy
 from tenancy.decorators import provider_admin_required
 from tenancy.errors import DomainError, NotFound
@@ -207,15 +207,29 @@ def console_volume_categories(request, volume_id):
     volume = Volume.objects.filter(pk=volume_id).first()
     if volume is None:
         raise Http404("No such volume.")
+    return _categories_set(request, volume, services.volume_categories_set, "volume", "console-volumes")
+
+
+@provider_admin_required
+@require_POST
+def console_image_categories(request, image_id):
+    """The console's image list sets the categories an image is offered for."""
+    image = Image.objects.filter(pk=image_id).first()
+    if image is None:
+        raise Http404("No such image.")
+    return _categories_set(request, image, services.image_categories_set, "image", "console-images")
+
+
+def _categories_set(request, item, assign, kind: str, back: str):
     chosen = list(InstanceCategory.objects.filter(slug__in=request.POST.getlist("categories")))
     try:
-        note = services.volume_categories_set(user=request.user, volume=volume, categories=chosen)
+        note = assign(user=request.user, categories=chosen, **{kind: item})
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
         names = ", ".join(sorted(c.slug for c in chosen)) or "none"
-        messages.success(request, f"Volume {volume.name} serves {names} as assigned. {note}".strip())
-    return redirect(reverse("console-volumes"))
+        messages.success(request, f"The {kind} {item.name} is assigned {names}. {note}".strip())
+    return redirect(reverse(back))
 
 
 @provider_admin_required

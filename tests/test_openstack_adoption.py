@@ -11,7 +11,7 @@ import uuid
 import openstack.exceptions
 import pytest
 
-from categories.models import Volume
+from categories.models import Image, Volume
 from instances import services
 from instances.models import Instance
 from tests.factories import CategoryFactory
@@ -175,3 +175,21 @@ def test_cinder_volumes_sync_with_categories_by_metadata_and_attachment_for_ever
     finally:
         for conn, volume in made:
             conn.block_storage.delete_volume(volume, ignore_missing=True)
+
+
+def test_an_images_categories_set_here_are_written_into_glance_and_the_next_sync_agrees(on_openstack, nova_admin, api):
+    demo = on_openstack
+    glance = nova_admin.image.find_image("lb-amphora")
+    image = Image.objects.get(backend_id=glance.id)
+    assert image.backend == "openstack" and [c.slug for c in image.categories.all()] == ["lb"]
+    url = f"/api/v1/images/{image.pk}/categories/"
+    try:
+        answer = api(demo.admin).put(url, {"categories": ["lb", "vsa"]}, format="json")
+        assert answer.status_code == 200 and answer.json()["backend_note"] == "", answer.content
+        tags = set(nova_admin.image.get_image(glance.id).tags)
+        assert {"adminvms:category=lb", "adminvms:category=vsa"} <= tags
+        services.catalog_sync(backend="openstack")
+        assert {c.slug for c in image.categories.all()} == {"lb", "vsa"}
+    finally:
+        api(demo.admin).put(url, {"categories": ["lb"]}, format="json")
+    assert "adminvms:category=vsa" not in nova_admin.image.get_image(glance.id).tags

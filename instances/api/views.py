@@ -6,8 +6,8 @@ from rest_framework.views import APIView
 
 from adminvms_dashboard.api import SlugRelatedField
 from adminvms_dashboard.schema import conflict
-from categories.api.serializers import VolumeSerializer
-from categories.models import InstanceCategory, Volume
+from categories.api.serializers import ImageSerializer, VolumeSerializer
+from categories.models import Image, InstanceCategory, Volume
 from instances import selectors, services
 from instances.filters import InstanceFilterSet
 from instances.models import Instance
@@ -114,36 +114,74 @@ class InstanceViewSet(
         return self.get_paginated_response(EventSerializer(page, many=True, context={"request": request}).data)
 
 
-class VolumeCategoriesSerializer(serializers.Serializer):
+class CategoriesRequestSerializer(serializers.Serializer):
     categories = SlugRelatedField(
         slug_field="slug",
         queryset=InstanceCategory.objects.all(),
         many=True,
         error_messages={"does_not_exist": "Unknown category '{value}'."},
-        help_text="Every category the provider assigns the volume (an empty list clears them).",
+        help_text="Every category the provider assigns (an empty list clears them).",
     )
 
 
 class VolumeAssignedSerializer(VolumeSerializer):
-    backend_note = serializers.CharField(help_text="Empty when the backend's metadata agrees; else what happened.")
+    backend_note = serializers.CharField(help_text="Empty when the backend agrees; else what happened there.")
 
     class Meta(VolumeSerializer.Meta):
         fields = [*VolumeSerializer.Meta.fields, "backend_note"]
 
 
-class VolumeCategoriesView(APIView):
-    """The categories the provider assigns a volume (provider admins): it serves them and those of the instances
-    it is attached to; they are written into the volume's backend metadata where the backend keeps some."""
+class ImageAssignedSerializer(ImageSerializer):
+    backend_note = serializers.CharField(help_text="Empty when the backend agrees; else what happened there.")
 
-    @extend_schema(request=VolumeCategoriesSerializer, responses={200: VolumeAssignedSerializer})
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "backend_note"]
+
+
+class _CategoriesView(APIView):
+    """PUT the categories the provider assigns a catalog item (provider admins); they are written to the
+    backend too where it keeps them (Glance's image tags, Cinder's volume metadata)."""
+
+    model = None
+    serializer_class = None
+    assign = None
+
     def put(self, request, pk):
-        volume = Volume.objects.visible_to(request.user).filter(pk=pk).first()
-        if volume is None:
-            raise NotFound("No such volume.")
-        body = VolumeCategoriesSerializer(data=request.data)
+        item = self.model.objects.visible_to(request.user).filter(pk=pk).first()
+        if item is None:
+            raise NotFound(f"No such {self.model._meta.verbose_name}.")
+        body = CategoriesRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        note = services.volume_categories_set(
-            user=request.user, volume=volume, categories=body.validated_data["categories"]
-        )
-        data = VolumeSerializer(volume, context={"request": request}).data
+        note = type(self).assign(user=request.user, item=item, categories=body.validated_data["categories"])
+        data = self.serializer_class(item, context={"request": request}).data
         return Response({**data, "backend_note": note})
+
+
+class VolumeCategoriesView(_CategoriesView):
+    """The categories the provider assigns a volume: it serves them and those of the instances it is attached
+    to; they are written into the volume's backend metadata where the backend keeps some (Cinder)."""
+
+    model, serializer_class = Volume, VolumeSerializer
+
+    @staticmethod
+    def assign(*, user, item, categories):
+        return services.volume_categories_set(user=user, volume=item, categories=categories)
+
+    @extend_schema(request=CategoriesRequestSerializer, responses={200: VolumeAssignedSerializer})
+    def put(self, request, pk):
+        return super().put(request, pk)
+
+
+class ImageCategoriesView(_CategoriesView):
+    """The categories the provider offers an image for; written into its Glance tags
+    (``adminvms:category=<slug>``) so that the next sync agrees. A project's own image serves none."""
+
+    model, serializer_class = Image, ImageSerializer
+
+    @staticmethod
+    def assign(*, user, item, categories):
+        return services.image_categories_set(user=user, image=item, categories=categories)
+
+    @extend_schema(request=CategoriesRequestSerializer, responses={200: ImageAssignedSerializer})
+    def put(self, request, pk):
+        return super().put(request, pk)

@@ -16,6 +16,8 @@ from enum import StrEnum
 LOCK_REASON = "Managed by adminvms: act on it through the dashboard."
 # The backend metadata key naming the categories a provider's volume serves.
 VOLUME_CATEGORY_KEY = "adminvms:category"
+# The image tag prefix naming a category a provider's image is offered for (Glance).
+IMAGE_CATEGORY_TAG = "adminvms:category="
 # Every server we make carries these, so a retried create and reconcile find it.
 STAMP_TAG = "adminvms"
 INSTANCE_TAG_PREFIX = "adminvms-instance:"
@@ -213,6 +215,11 @@ class ComputeDriver(abc.ABC):
     def set_volume_categories(self, backend_id: str, slugs: list[str]) -> bool:
         """Write the categories a volume serves into its backend metadata (``adminvms:category``, comma-separated;
         removed when empty), so that other tools read the same; False where the backend cannot store it."""
+        return False
+
+    def set_image_categories(self, backend_id: str, slugs: list[str]) -> bool:
+        """Make an image's tags name exactly these categories (``adminvms:category=<slug>``), other tags kept;
+        False where the backend cannot store them."""
         return False
 
     def list_foreign(self) -> list[ForeignServer]:

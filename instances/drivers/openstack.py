@@ -45,6 +45,7 @@ import openstack.exceptions as os_exc
 from django.conf import settings
 
 from .base import (
+    IMAGE_CATEGORY_TAG,
     INSTANCE_TAG_PREFIX,
     LOCK_REASON,
     STAMP_TAG,
@@ -527,6 +528,17 @@ class OpenStackDriver(ComputeDriver):
                 self.conn.block_storage.set_volume_metadata(volume, **{VOLUME_CATEGORY_KEY: ",".join(slugs)})
             elif VOLUME_CATEGORY_KEY in (volume.metadata or {}):
                 self.conn.block_storage.delete_volume_metadata(volume, keys=[VOLUME_CATEGORY_KEY])
+        return True
+
+    def set_image_categories(self, backend_id: str, slugs: list[str]) -> bool:
+        with _Translate():
+            image = self.conn.image.get_image(backend_id)
+            current = {t for t in image.tags or () if t.startswith(IMAGE_CATEGORY_TAG)}
+            wanted = {f"{IMAGE_CATEGORY_TAG}{slug}" for slug in slugs}
+            for tag in sorted(wanted - current):
+                self.conn.image.add_tag(image, tag)
+            for tag in sorted(current - wanted):
+                self.conn.image.remove_tag(image, tag)
         return True
 
     def list_foreign(self) -> list[ForeignServer]:

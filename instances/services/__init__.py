@@ -14,7 +14,7 @@ through these functions; none repeats a rule. The names below are the public one
 
 from .adoption import BUILTIN_RULES as BUILTIN_RULE_SETS
 from .adoption import adoption_apply, adoption_plan, rules_from, rules_named, rules_saved
-from .catalog import backend_problem, catalog_sync, volume_categories_set, volumes_sync
+from .catalog import backend_problem, catalog_sync, image_categories_set, volume_categories_set, volumes_sync
 from .execution import action_fail, action_step, actions_expire
 from .gui import gui_access, gui_slot_acquire, gui_slot_release, gui_ticket_issue, gui_ticket_redeem
 from .lifecycle import instance_act, instance_launch
@@ -36,6 +36,7 @@ __all__ = [
     "gui_slot_release",
     "gui_ticket_issue",
     "gui_ticket_redeem",
+    "image_categories_set",
     "instance_act",
     "instance_launch",
     "instances_reconcile",

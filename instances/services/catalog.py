@@ -6,8 +6,8 @@ import logging
 
 from django.db import transaction
 
-from categories.models import InstanceCategory, Volume
-from categories.services import catalog_mirror, volume_assign, volumes_mirror
+from categories.models import Image, InstanceCategory, Volume
+from categories.services import catalog_mirror, image_update, volume_assign, volumes_mirror
 
 from ..drivers.base import DriverError
 from ..drivers.registry import backend_refusal, get_driver
@@ -23,6 +23,7 @@ def catalog_sync(*, backend: str) -> dict[str, int]:
         flavors=[vars(f) for f in driver.list_flavors()],
         images=[vars(i) for i in driver.list_images()],
         projects=driver.list_projects(),
+        backend=backend,
     )
     return counts | volumes_sync(backend=backend, driver=driver)
 
@@ -67,13 +68,26 @@ def volume_categories_set(*, user, volume: Volume, categories: list[InstanceCate
     )
     with transaction.atomic():
         volume_assign(user=user, volume=volume, categories=categories, attached=attached)
-    if not volume.backend or volume.gone_at:
-        return "" if not volume.backend else "The volume is gone from its backend; nothing was written there."
+    if volume.gone_at:
+        return "The volume is gone from its backend; nothing was written there."
+    return _written_back(volume.backend, "volumes", "set_volume_categories", volume.backend_id, categories)
+
+
+def image_categories_set(*, user, image: Image, categories: list[InstanceCategory]) -> str:
+    """Offer ``image`` for the provider's categories (replacing the earlier ones), and write them into the
+    backend's image tags where it keeps some (Glance: ``adminvms:category=<slug>``), so that the next sync
+    agrees. Returns a note: empty when the backend agrees, else what happened there."""
+    with transaction.atomic():
+        image_update(user=user, image=image, categories=categories)
+    return _written_back(image.backend, "images", "set_image_categories", image.backend_id, categories)
+
+
+def _written_back(backend: str, what: str, call: str, backend_id: str, categories) -> str:
+    if not backend:
+        return ""  # made here, on no backend
     try:
-        written = get_driver(volume.backend).set_volume_categories(
-            volume.backend_id, sorted(c.slug for c in categories)
-        )
+        written = getattr(get_driver(backend), call)(backend_id, sorted(c.slug for c in categories))
     except DriverError as exc:
-        log.warning("volume %s: the backend's metadata was not updated: %s", volume.pk, exc)
-        return f"Saved here; backend '{volume.backend}' could not be updated ({exc})."
-    return "" if written else f"Saved here; backend '{volume.backend}' keeps no metadata on volumes."
+        log.warning("%s %s: backend %s was not updated: %s", what, backend_id, backend, exc)
+        return f"Saved here; backend '{backend}' could not be updated ({exc})."
+    return "" if written else f"Saved here; backend '{backend}' keeps no categories on {what}."

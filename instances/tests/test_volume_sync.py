@@ -165,3 +165,21 @@ def test_the_console_lists_images_and_volumes_without_any_filter(demo, cloud, we
     assert all(name in images for name in demo.images)
     volumes = web(demo.admin).get("/console/volumes/").content.decode()
     assert 'data-volume="spare"' in volumes and 'data-volume="store-data"' in volumes
+
+
+def test_the_provider_sets_and_clears_an_images_categories(demo, api, web):
+    from categories.models import Image
+
+    image = Image.objects.filter(project__isnull=True, kind="vm").first()
+    url = f"/api/v1/images/{image.pk}/categories/"
+    answer = api(demo.admin).put(url, {"categories": ["lb"]}, format="json")
+    assert answer.status_code == 200 and answer.json()["categories"] == ["lb"], answer.content
+    assert answer.json()["backend_note"] == ""  # a row made here: no backend to write to
+    assert api(demo.admin).put(url, {"categories": []}, format="json").json()["categories"] == []
+    assert api(demo.alice).put(url, {"categories": ["vsa"]}, format="json").status_code == 403
+    own = Image.objects.create(name="acme-own", project=demo.acme)
+    refused = api(demo.admin).put(f"/api/v1/images/{own.pk}/categories/", {"categories": ["vsa"]}, format="json")
+    assert refused.status_code == 400 and not own.categories.exists()
+    assert web(demo.admin).post(f"/console/images/{image.pk}/categories/", {"categories": ["vsa"]}).status_code == 302
+    assert [c.slug for c in image.categories.all()] == ["vsa"]
+    assert 'data-image="acme-own"' in web(demo.admin).get("/console/images/").content.decode()
