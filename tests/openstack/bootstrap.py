@@ -3,7 +3,7 @@
 Run by up.sh with the control plane's own venv (it has openstacksdk):
 
     bootstrap.py identity   # Keystone only: projects, users, roles, catalog
-    bootstrap.py resources  # flavors, images, networks; waits for both fake hypervisors
+    bootstrap.py resources  # flavors, images, networks; waits for both fake hypervisors and Cinder's backend
     bootstrap.py clouds DIR # writes DIR/clouds.yaml and DIR/env
 
 Every step looks before it creates, so a second run changes nothing. It talks
@@ -31,8 +31,12 @@ ENDPOINTS = {
     "glance": ("image", "http://127.0.0.1:9292"),
     "nova": ("compute", "http://127.0.0.1:8774/v2.1"),
     "neutron": ("network", "http://127.0.0.1:9696"),
+    # The official type (openstacksdk's block_storage finds it; Nova's [cinder]
+    # catalog_info names it). The project-less form /v3 needs microversion 3.67
+    # on every request, which Nova's cinderclient (3.44 and up) does not send.
+    "cinder": ("block-storage", "http://127.0.0.1:8776/v3/%(project_id)s"),
 }
-SERVICE_USERS = ("nova", "neutron", "glance", "placement")
+SERVICE_USERS = ("nova", "neutron", "glance", "placement", "cinder")
 
 # The provider's service account (admin in `service`, and admin in `adminvms-locks`, the scope
 # its locks are made in so that members of `service` cannot lift them), a non-admin user of the
@@ -253,6 +257,17 @@ def computes_ready(conn):
     return True
 
 
+def volume_backend_ready(conn):
+    """cinder-volume is up and the scheduler has its capabilities (it places nothing before).
+
+    The scheduler lists a backend's pools only once that backend reported to it.
+    """
+    services = list(conn.block_storage.services(binary="cinder-volume"))
+    if not any(s.state == "up" and s.status == "enabled" for s in services):
+        return False
+    return list(conn.block_storage.backend_pools())
+
+
 def resources():
     conn = admin()
     ensure_flavors(conn)
@@ -260,6 +275,8 @@ def resources():
     ensure_networks(conn, admin(system=True))
     wait_for("both nova-compute services up with their hypervisors", lambda: computes_ready(conn))
     log(f"compute hosts up: {', '.join(COMPUTE_HOSTS)}")
+    pools = wait_for("cinder-volume up and known to cinder-scheduler", lambda: volume_backend_ready(conn))
+    log(f"volume backend up: {', '.join(p.name for p in pools)}")
 
 
 def cloud(username, project):

@@ -19,19 +19,22 @@ OS_PYTHON=${ADMINVMS_OPENSTACK_PYTHON:-python3}
 LOCK_FILE=$HERE/requirements.lock
 
 # Services, their ports (all on 127.0.0.1), and the processes we start, in
-# start order. The five APIs are gunicorn apps; the rest are Nova's daemons.
-API_SERVICES=(keystone placement glance neutron nova-api)
-declare -A PORT=([keystone]=5000 [placement]=8778 [glance]=9292 [neutron]=9696 [nova-api]=8774)
+# start order. The six APIs are gunicorn apps; the rest are Nova's and
+# Cinder's daemons.
+API_SERVICES=(keystone placement glance neutron nova-api cinder-api)
+declare -A PORT=([keystone]=5000 [placement]=8778 [glance]=9292 [neutron]=9696 [nova-api]=8774 [cinder-api]=8776)
 declare -A WSGI_APP=(
   [keystone]=keystone.wsgi.api
   [placement]=placement.wsgi.api
   [glance]=glance.wsgi.api
   [neutron]=neutron.wsgi.api
   [nova-api]=nova.wsgi.osapi_compute
+  [cinder-api]=cinder.wsgi.api
 )
 COMPUTE_HOSTS=(compute1 compute2)
 NOVA_DAEMONS=(nova-conductor nova-scheduler nova-compute1 nova-compute2)
-ALL_PROCESSES=("${API_SERVICES[@]}" "${NOVA_DAEMONS[@]}")
+CINDER_DAEMONS=(cinder-scheduler cinder-volume)
+ALL_PROCESSES=("${API_SERVICES[@]}" "${NOVA_DAEMONS[@]}" "${CINDER_DAEMONS[@]}")
 
 say() { printf 'openstack: %s\n' "$*"; }
 die() { printf 'openstack: ERROR: %s\n' "$*" >&2; exit 1; }

@@ -6,8 +6,8 @@
 #   tests/openstack/down.sh                  # everything
 #   tests/openstack/down.sh keystone nova-api # just these (up.sh restarts what is missing)
 #
-# Names: keystone placement glance neutron nova-api nova-conductor
-# nova-scheduler nova-compute1 nova-compute2.
+# Names: keystone placement glance neutron nova-api cinder-api nova-conductor
+# nova-scheduler nova-compute1 nova-compute2 cinder-scheduler cinder-volume.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

@@ -14,7 +14,11 @@ provider's service account (cloud `adminvms-test`):
    reboot, and acme's own user (alice) cannot see it at all;
 5. boots two members of an anti-affinity group and checks they land on the
    two different compute hosts, and that a third ends ERROR with "No valid host";
-6. deletes everything it made, and prints timings.
+6. volumes (Cinder, fake backend): alice (cloud `adminvms-acme`) creates a
+   1 GB volume in acme and sets its metadata `adminvms:category=vsa`; the
+   service account finds it among all projects' volumes, attaches it to the
+   server of step 1 (`in-use`), detaches it (`available`), and alice deletes it;
+7. deletes everything it made, and prints timings.
 """
 
 import os
@@ -69,6 +73,24 @@ def wait_gone(conn, server_ids, timeout=TIMEOUT):
     return time.monotonic() - started
 
 
+def wait_volume(conn, volume_id, status, timeout=TIMEOUT):
+    """Poll every 0.1 s until the volume has `status` (None: until it is gone)."""
+    started = time.monotonic()
+    while True:
+        try:
+            volume = conn.block_storage.get_volume(volume_id)
+        except exceptions.NotFoundException:
+            volume = None
+        current = volume.status if volume is not None else None
+        if current == status:
+            return volume, time.monotonic() - started
+        if current in ("error", "error_deleting", "error_attaching", "error_detaching"):
+            raise SystemExit(f"smoke: volume {volume_id} went {current}")
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"smoke: volume {volume_id} still {current} after {timeout:.0f} s (waiting for {status})")
+        time.sleep(0.1)
+
+
 def expect(exception_type, call, what):
     try:
         call()
@@ -96,7 +118,7 @@ def main():
     member = connect("adminvms-member")
     run_id = uuid.uuid4().hex[:8]
     instance_tag = f"adminvms-instance-smoke-{run_id}"
-    made_servers, made_ports, made_groups = [], [], []
+    made_servers, made_ports, made_groups, made_volumes = [], [], [], []
     timings = {}
     try:
         version = admin.compute.get("/", microversion=None).json()["version"]
@@ -191,6 +213,48 @@ def main():
         assert "No valid host" in third.fault["message"], third.fault
         say(f"ok: a third member is ERROR: {third.fault['message']!r}")
 
+        # 6. A tenant's volume (Cinder), attached to the provider's server.
+        started = time.monotonic()
+        volume = alice.block_storage.create_volume(size=1, name=f"smoke-{run_id}-vol", description="adminvms smoke")
+        made_volumes.append(volume.id)
+        volume, _ = wait_volume(alice, volume.id, "available")
+        timings["volume create to available"] = time.monotonic() - started
+        alice.block_storage.set_volume_metadata(volume, **{"adminvms:category": "vsa"})
+        volume = alice.block_storage.get_volume(volume.id)
+        assert volume.metadata.get("adminvms:category") == "vsa", volume.metadata
+        assert volume.project_id == acme.id, volume.project_id
+        say(
+            f"ok: alice's volume {volume.name} ({volume.size} GB, {volume.volume_type}) available,"
+            f" metadata {volume.metadata}"
+        )
+        everyone = list(admin.block_storage.volumes(all_projects=True))
+        assert volume.id in {v.id for v in everyone}, everyone
+        own = list(admin.block_storage.volumes())
+        assert volume.id not in {v.id for v in own}, own
+        say(f"ok: {len(everyone)} volume(s) in all projects for the service account, alice's among them")
+        started = time.monotonic()
+        attachment = admin.compute.create_volume_attachment(server, volume_id=volume.id)
+        volume, _ = wait_volume(admin, volume.id, "in-use")
+        timings["volume attach to in-use"] = time.monotonic() - started
+        assert [a["server_id"] for a in volume.attachments] == [server.id], volume.attachments
+        listed = [a.volume_id for a in admin.compute.volume_attachments(server)]
+        assert listed == [volume.id], listed
+        say(
+            f"ok: attached to {server.name} as {attachment.device}; alice sees it"
+            f" {alice.block_storage.get_volume(volume.id).status}"
+        )
+        started = time.monotonic()
+        admin.compute.delete_volume_attachment(server, volume.id)
+        wait_volume(admin, volume.id, "available")
+        timings["volume detach to available"] = time.monotonic() - started
+        assert not list(admin.compute.volume_attachments(server))
+        started = time.monotonic()
+        alice.block_storage.delete_volume(volume.id)
+        wait_volume(alice, volume.id, None)
+        made_volumes.remove(volume.id)
+        timings["volume delete to gone"] = time.monotonic() - started
+        say("ok: detached (available) and deleted by alice")
+
         # API latency: a few typical reads.
         samples = []
         for _ in range(10):
@@ -213,6 +277,8 @@ def main():
             admin.network.delete_port(port_id, ignore_missing=True)
         for group_id in made_groups:
             admin.compute.delete_server_group(group_id, ignore_missing=True)
+        for volume_id in made_volumes:  # only if a step above failed
+            admin.block_storage.delete_volume(volume_id, ignore_missing=True, force=True)
         timings["delete all, until gone"] = time.monotonic() - started
         say(f"cleaned up {len(made_servers)} servers, {len(made_ports)} port, {len(made_groups)} server group")
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Bring up adminvms' test OpenStack control plane on 127.0.0.1, idempotently:
-# Keystone, Placement, Glance, Neutron (ML2, no agents) and Nova (API,
-# conductor, scheduler and two nova-compute with the fake virt driver), on the
-# local MariaDB and RabbitMQ; then what the demo and tests need (projects,
-# users, networks, flavors, images) and .openstack/clouds.yaml.
+# Keystone, Placement, Glance, Neutron (ML2, no agents), Nova (API,
+# conductor, scheduler and two nova-compute with the fake virt driver) and
+# Cinder (API, scheduler, volume with Cinder's fake driver), on the local
+# MariaDB and RabbitMQ; then what the demo and tests need (projects, users,
+# networks, flavors, images) and .openstack/clouds.yaml.
 #
 #   tests/openstack/up.sh      # or: make openstack-up
 #   tests/openstack/down.sh    # or: make openstack-down
@@ -21,7 +22,7 @@ step() { say "$* [$(elapsed) s]"; }
 DB_USER=openstack
 DB_PASSWORD=openstack-secret # test-only, 127.0.0.1
 DB_PREFIX="mysql+pymysql://$DB_USER:$DB_PASSWORD@127.0.0.1:3306"
-DATABASES=(keystone placement glance nova_api nova nova_cell0 neutron)
+DATABASES=(keystone placement glance nova_api nova nova_cell0 neutron cinder)
 RABBIT_URL=${ADMINVMS_OPENSTACK_RABBIT_URL:-rabbit://guest:guest@127.0.0.1:5672/}
 KEYSTONE_URL=http://127.0.0.1:${PORT[keystone]}
 # gunicorn's options for every API: one worker with a few threads (the tests'
@@ -87,11 +88,14 @@ ensure_venv() {
       say "installing the control plane into $VENV (about a minute; log: $LOGS/setup.log)"
       rm -rf "$VENV"
       "$OS_PYTHON" -m venv "$VENV"
+      # Chained with &&: `set -e` does not apply left of `||`, and a failed
+      # install followed by a passing `pip check` (of a nearly empty venv) was
+      # once marked complete.
       {
-        "$VENV/bin/pip" install --quiet --upgrade pip
-        # The lock is a complete `pip freeze`: no resolution, nothing else comes in.
-        "$VENV/bin/pip" install --quiet --no-deps -r "$LOCK_FILE"
-        "$VENV/bin/pip" check
+        "$VENV/bin/pip" install --quiet --upgrade pip &&
+          # The lock is a complete `pip freeze`: no resolution, nothing else comes in.
+          "$VENV/bin/pip" install --quiet --no-deps -r "$LOCK_FILE" &&
+          "$VENV/bin/pip" check
       } >>"$LOGS/setup.log" 2>&1 || die "installing from $LOCK_FILE failed; see $LOGS/setup.log"
       touch "$VENV/.complete"
       BRINGUP_KIND="install, "
@@ -120,7 +124,7 @@ render() { # template -> destination, written only when it changes
   tmp=$(mktemp)
   sed -e "s|@DB_PREFIX@|$DB_PREFIX|g" -e "s|@RABBIT_URL@|$RABBIT_URL|g" -e "s|@KEYSTONE_URL@|$KEYSTONE_URL|g" \
     -e "s|@SERVICE_PASSWORD@|$ADMINVMS_OS_SERVICE_PASSWORD|g" -e "s|@DATA@|$DATA|g" -e "s|@VENV@|$VENV|g" \
-    -e "s|@LOGS@|$LOGS|g" -e "s|@HOST@|$host|g" "$template" >"$tmp"
+    -e "s|@LOGS@|$LOGS|g" -e "s|@ETC@|$ETC|g" -e "s|@HOST@|$host|g" "$template" >"$tmp"
   mkdir -p "$(dirname "$dest")"
   if cmp -s "$tmp" "$dest"; then rm -f "$tmp"; else mv "$tmp" "$dest" && chmod 600 "$dest"; fi
 }
@@ -131,6 +135,8 @@ render_configs() {
   install_if_changed "$VENV/etc/glance/glance-api-paste.ini" "$ETC/glance/glance-api-paste.ini"
   install_if_changed "$VENV/etc/neutron/api-paste.ini" "$ETC/neutron/api-paste.ini"
   install_if_changed "$VENV/etc/nova/api-paste.ini" "$ETC/nova/api-paste.ini"
+  install_if_changed "$VENV/etc/cinder/api-paste.ini" "$ETC/cinder/api-paste.ini"
+  install_if_changed "$VENV/etc/cinder/resource_filters.json" "$ETC/cinder/resource_filters.json"
   render "$t/keystone/keystone.conf" "$ETC/keystone/keystone.conf"
   render "$t/placement/placement.conf" "$ETC/placement/placement.conf"
   render "$t/glance/glance-api.conf" "$ETC/glance/glance-api.conf"
@@ -138,6 +144,7 @@ render_configs() {
   render "$t/neutron/ml2_conf.ini" "$ETC/neutron/ml2_conf.ini"
   render "$t/nova/nova.conf" "$ETC/nova/nova.conf"
   for host in "${COMPUTE_HOSTS[@]}"; do render "$t/nova/compute.conf" "$ETC/nova/compute-$host.conf" "$host"; done
+  render "$t/cinder/cinder.conf" "$ETC/cinder/cinder.conf"
   # What the running processes were started with: configs, venv, shim, gunicorn's options.
   CONFIG_SHA=$( (cd "$ETC" && find . -type f | LC_ALL=C sort | xargs sha256sum; echo "$VENV $ML2_SHA";
     echo "${GUNICORN_OPTS[*]}"; sha256sum "$HERE/wsgi_shim.py" "$HERE/bootstrap.py") | sha256sum | cut -c1-16)
@@ -196,7 +203,7 @@ ensure_databases() {
   # of another folder (another clone, a deleted .openstack) are dropped and made
   # anew, so the data on disk and in MariaDB always match.
   [ -f "$DATA/id" ] || python3 -c 'import uuid; print(uuid.uuid4())' >"$DATA/id"
-  local id marker in_list found ours=0 foreign=0 db
+  local id marker in_list found ours=0 foreign=0 db missing=()
   id=$(cat "$DATA/id")
   marker="adminvms-openstack:$id"
   in_list=$(printf "'%s'," "${DATABASES[@]}")
@@ -209,21 +216,38 @@ ensure_databases() {
     fi
   done <<<"$found"
   [ $ours = ${#DATABASES[@]} ] && return 0
-  if [ $((ours + foreign)) -gt 0 ]; then
-    say "the control plane's databases are not this checkout's ($STATE): making them anew"
+  if [ $foreign = 0 ] && [ $ours -gt 0 ]; then
+    # All ours, some missing: a service added since (cinder), or a database
+    # dropped by hand. Make just those, and forget what their stamps said.
+    for db in "${DATABASES[@]}"; do
+      grep -q "^$db"$'\t' <<<"$found" || missing+=("$db")
+    done
+    for db in "${missing[@]}"; do
+      case $db in
+        nova*) rm -f "$DATA"/stamp-schema-nova-* ;;
+        keystone) rm -f "$DATA"/stamp-schema-keystone-* "$DATA/stamp-keystone-bootstrap" "$DATA/stamp-identity" ;;
+        glance) rm -f "$DATA"/stamp-schema-glance-* && rm -rf "$DATA/glance/images" ;;
+        *) rm -f "$DATA/stamp-schema-$db-"* ;;
+      esac
+    done
+  else
+    if [ $((ours + foreign)) -gt 0 ]; then
+      say "the control plane's databases are not this checkout's ($STATE): making them anew"
+    fi
+    rm -f "$DATA"/stamp-*
+    rm -rf "$DATA/glance/images"
+    missing=("${DATABASES[@]}")
   fi
-  rm -f "$DATA"/stamp-*
-  rm -rf "$DATA/glance/images"
   local statements="CREATE USER IF NOT EXISTS '$DB_USER'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD';
     CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASSWORD';"
-  for db in "${DATABASES[@]}"; do
+  for db in "${missing[@]}"; do
     statements+="DROP DATABASE IF EXISTS $db;
       CREATE DATABASE $db CHARACTER SET utf8 COMMENT '$marker';
       GRANT ALL PRIVILEGES ON $db.* TO '$DB_USER'@'127.0.0.1';
       GRANT ALL PRIVILEGES ON $db.* TO '$DB_USER'@'localhost';"
   done
   sql "$statements"
-  step "created databases ${DATABASES[*]}"
+  step "created databases ${missing[*]}"
 }
 
 run_logged() { # name command... : output to logs/setup-NAME.log
@@ -283,8 +307,20 @@ api_chain() { # service
     neutron) schema neutron run_logged neutron "$VENV/bin/neutron-db-manage" --config-file "$ETC/neutron/neutron.conf" \
       --config-file "$ETC/neutron/ml2_conf.ini" upgrade heads ;;
     nova-api) schema nova nova_schemas ;;
+    cinder-api)
+      # Keystone's chain is the bring-up's critical path and these chains share
+      # two cores: Cinder's migrations (and its three processes) wait until
+      # Keystone's own are done, which took ~10 s off a fresh bring-up.
+      local i=0
+      while [ ! -f "$DATA/stamp-schema-keystone-$LOCK_SHA" ] && [ $((i++)) -lt 480 ]; do sleep 0.25; done
+      schema cinder run_logged cinder "$VENV/bin/cinder-manage" --config-file "$ETC/cinder/cinder.conf" db sync ;;
   esac
   start_api "$1"
+  if [ "$1" = cinder-api ]; then
+    # Cinder's daemons need only the schema (and RabbitMQ): no Keystone user.
+    start_cinder cinder-scheduler
+    start_cinder cinder-volume
+  fi
 }
 start_nova_daemons() {
   # Only once Keystone has their users: the trial run (issue 7) found that
@@ -297,7 +333,8 @@ start_nova_daemons() {
   done
 }
 start_control_plane() {
-  mkdir -p "$DATA/glance/images" "$DATA/glance/staging" "$DATA/glance/tasks" "$DATA/neutron" "$DATA/nova/control"
+  mkdir -p "$DATA/glance/images" "$DATA/glance/staging" "$DATA/glance/tasks" "$DATA/neutron" "$DATA/nova/control" \
+    "$DATA/cinder"
   if ! ls "$DATA"/stamp-schema-*-"$LOCK_SHA" >/dev/null 2>&1; then
     BRINGUP_KIND+="new schemas, "
     say "creating the schemas, each service's API as soon as its own is ready (logs: $LOGS/setup-*.log)"
@@ -307,7 +344,7 @@ start_control_plane() {
   # Nova daemons start at once; on a first start they wait for both.
   if [ -f "$DATA/stamp-identity" ] && [ -f "$DATA/stamp-schema-nova-$LOCK_SHA" ]; then start_nova_daemons; fi
   keystone_chain & pids+=($!) names+=(keystone)
-  for name in placement glance neutron nova-api; do api_chain "$name" & pids+=($!) names+=("$name"); done
+  for name in placement glance neutron nova-api cinder-api; do api_chain "$name" & pids+=($!) names+=("$name"); done
   for i in "${!pids[@]}"; do
     wait "${pids[$i]}" || { say "${names[$i]} failed: see $LOGS/setup-${names[$i]%-api}.log and $LOGS/${names[$i]}.log"; failed=1; }
   done
@@ -346,7 +383,9 @@ start_api() {
     OS_PLACEMENT_CONFIG_DIR="$ETC/placement" OS_GLANCE_CONFIG_DIR="$ETC/glance"
     # nova-api loads its paste pipeline from the first of these files.
     OS_NOVA_CONFIG_DIR="$ETC/nova" OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf"
-    OS_NEUTRON_CONFIG_DIR="$ETC/neutron" OS_NEUTRON_CONFIG_FILES="neutron.conf;ml2_conf.ini")
+    OS_NEUTRON_CONFIG_DIR="$ETC/neutron" OS_NEUTRON_CONFIG_FILES="neutron.conf;ml2_conf.ini"
+    # Cinder reads only its command line (see wsgi_shim.py); api-paste.ini is found beside cinder.conf.
+    ADMINVMS_WSGI_ARGS="$([ "$name" = cinder-api ] && echo "--config-file $ETC/cinder/cinder.conf")")
   start "$name" "${env[@]}" "$VENV/bin/gunicorn" --name "adminvms-$name" --chdir "$STATE" --pythonpath "$HERE" \
     --bind "127.0.0.1:${PORT[$name]}" "${GUNICORN_OPTS[@]}" --access-logfile - --error-logfile - \
     --access-logformat '%(h)s "%(r)s" %(s)s %(b)s %(M)sms' wsgi_shim:application
@@ -354,6 +393,9 @@ start_api() {
 start_nova() {
   local name=$1 binary=$2; shift 2
   start "$name" "$VENV/bin/$binary" --config-file "$ETC/nova/nova.conf" "$@"
+}
+start_cinder() { # name (= the binary)
+  start "$1" "$VENV/bin/$1" --config-file "$ETC/cinder/cinder.conf"
 }
 ports_free_or_ours() {
   local name
@@ -381,7 +423,7 @@ $(tail -n 15 "$LOGS/$name.log")"
 
 summary() {
   say "up in $(elapsed) s; endpoints (all 127.0.0.1): keystone :${PORT[keystone]}/v3, nova :${PORT[nova-api]}/v2.1," \
-    "neutron :${PORT[neutron]}, glance :${PORT[glance]}, placement :${PORT[placement]}"
+    "cinder :${PORT[cinder-api]}/v3, neutron :${PORT[neutron]}, glance :${PORT[glance]}, placement :${PORT[placement]}"
   say "clouds: $STATE/clouds.yaml (adminvms-test, adminvms-test-lock, adminvms-member, adminvms-acme, adminvms-globex);" \
     "source $STATE/env"
   say "logs: $LOGS/"
