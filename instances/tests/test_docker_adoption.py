@@ -67,6 +67,18 @@ def test_legacy_containers_are_adopted_by_the_vpn_rules_and_then_obey_the_policy
     assert plan[no_project.id].verdict == "unmatched" and "names no project" in plan[no_project.id].why
     assert not Instance.objects.exists()
 
+    # Two rules of equal priority for different categories: ambiguous, left alone.
+    CategoryFactory(slug="gateway", management="provider", kind="container", backend="docker")
+    rival = services.rules_from([
+        {"name": "as-vpn", "category": "vpn", "backend": "docker", "name_pattern": "*-vpn",
+         "project_key": "adminvms.project"},
+        {"name": "as-gateway", "category": "gateway", "backend": "docker", "metadata_key": "vendor",
+         "project_key": "adminvms.project"},
+    ])  # fmt: skip
+    torn = {c.server.backend_id: c for c in services.adoption_apply(backend="docker", rules=rival, only={wanted.id})}
+    assert torn[wanted.id].verdict == "ambiguous" and "as-gateway, as-vpn" in torn[wanted.id].why
+    assert not Instance.objects.exists()
+
     applied = {c.server.backend_id: c for c in services.adoption_apply(backend="docker", rules=rules, only={wanted.id})}
     assert applied[wanted.id].verdict == "adopted"
     instance = Instance.objects.get()
@@ -116,9 +128,18 @@ def test_docker_volumes_sync_with_their_labels_and_attachments(demo, legacy, eng
             state = rows[mounted.name]
             assert {c.slug for c in state.categories.all()} == {vpn.slug} and state.project == demo.acme
             assert state.status == "in-use" and state.attachments == [container.id]
-            listed = {v["name"] for v in api(demo.alice).get("/api/v1/volumes/", {"category": "vpn"}).json()["results"]}
-            assert listed == {mounted.name}
-            assert api(demo.bob).get("/api/v1/volumes/", {"category": "vpn"}).json()["results"] == []
+
+            def listed(user, **params):
+                names = {v["name"] for v in api(user).get("/api/v1/volumes/", params).json()["results"]}
+                return names & {mounted.name, labelled.name}
+
+            assert listed(demo.admin) == {mounted.name, labelled.name}
+            for member in (demo.alice, demo.rita):  # their project's volume, and the provider's for vsa
+                assert listed(member) == {mounted.name, labelled.name}
+                assert listed(member, category="vpn") == {mounted.name}
+            for outsider in (demo.bob, demo.gina):  # acme's volume never; the provider's vsa volume, yes
+                assert listed(outsider) == {labelled.name}
+                assert listed(outsider, category="vpn") == set()
         finally:
             container.remove(force=True)
         assert services.volumes_sync(backend="docker")["gone"] == 0  # still listed by the engine
