@@ -157,6 +157,7 @@ class _CategoriesView(APIView):
         return Response({**data, "backend_note": note})
 
 
+@extend_schema_view(put=extend_schema(request=CategoriesRequestSerializer, responses={200: VolumeAssignedSerializer}))
 class VolumeCategoriesView(_CategoriesView):
     """The categories the provider assigns a volume: it serves them and those of the instances it is attached
     to; they are written into the volume's backend metadata where the backend keeps some (Cinder)."""
@@ -167,11 +168,8 @@ class VolumeCategoriesView(_CategoriesView):
     def assign(*, user, item, categories):
         return services.volume_categories_set(user=user, volume=item, categories=categories)
 
-    @extend_schema(request=CategoriesRequestSerializer, responses={200: VolumeAssignedSerializer})
-    def put(self, request, pk):
-        return super().put(request, pk)
 
-
+@extend_schema_view(put=extend_schema(request=CategoriesRequestSerializer, responses={200: ImageAssignedSerializer}))
 class ImageCategoriesView(_CategoriesView):
     """The categories the provider offers an image for; written into its Glance tags
     (``adminvms:category=<slug>``) so that the next sync agrees. A project's own image serves none."""
@@ -181,7 +179,3 @@ class ImageCategoriesView(_CategoriesView):
     @staticmethod
     def assign(*, user, item, categories):
         return services.image_categories_set(user=user, image=item, categories=categories)
-
-    @extend_schema(request=CategoriesRequestSerializer, responses={200: ImageAssignedSerializer})
-    def put(self, request, pk):
-        return super().put(request, pk)

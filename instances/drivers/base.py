@@ -23,6 +23,11 @@ STAMP_TAG = "adminvms"
 INSTANCE_TAG_PREFIX = "adminvms-instance:"
 
 
+def stamp_metadata(instance_id: str, category: str, project: str) -> dict[str, str]:
+    """The metadata every server of ours carries: written at launch, and by adoption."""
+    return {"adminvms_instance": str(instance_id), "adminvms_category": category, "adminvms_project": project}
+
+
 class ServerStatus(StrEnum):
     """A backend server's state, in our words."""
 
@@ -126,9 +131,7 @@ class ForeignServer:
     provider_owned: bool = True  # lives in the provider's own project (or on its engine), not a tenant's
     host: str = ""
     availability_zone: str = ""
-    addresses: dict[str, list[str]] = field(default_factory=dict)
     created_at: datetime | None = None
-    locked: bool = False
 
 
 @dataclass(frozen=True)

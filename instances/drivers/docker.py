@@ -535,7 +535,6 @@ class DockerDriver(ComputeDriver):
             if labels.get(LABEL_INSTANCE):
                 continue
             info = self._info(summary)
-            networks = ((summary.get("NetworkSettings") or {}).get("Networks") or {}).items()
             created = summary.get("Created")
             foreign.append(
                 ForeignServer(
@@ -547,7 +546,6 @@ class DockerDriver(ComputeDriver):
                     image_id=summary.get("ImageID", ""),
                     image_name=summary.get("Image", ""),
                     host=info.host,
-                    addresses={name: [net["IPAddress"]] for name, net in sorted(networks) if net.get("IPAddress")},
                     created_at=datetime.fromtimestamp(created, UTC) if created else None,
                 )
             )

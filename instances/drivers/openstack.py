@@ -62,6 +62,7 @@ from .base import (
     ServerSpec,
     ServerStatus,
     VolumeInfo,
+    stamp_metadata,
 )
 
 log = logging.getLogger(__name__)
@@ -552,9 +553,6 @@ class OpenStackDriver(ComputeDriver):
                 if server.status in ("DELETED", "SOFT_DELETED"):
                     continue
                 image_id = (server.image or {}).get("id", "") if isinstance(server.image, dict) else server.image.id
-                addresses: dict[str, list[str]] = {}
-                for network, entries in (server.addresses or {}).items():
-                    addresses[network] = [entry["addr"] for entry in entries]
                 foreign.append(
                     ForeignServer(
                         backend_id=server.id,
@@ -569,9 +567,7 @@ class OpenStackDriver(ComputeDriver):
                         provider_owned=server.project_id == provider,
                         host=server.compute_host or server.hypervisor_hostname or "",
                         availability_zone=server.availability_zone or "",
-                        addresses=addresses,
                         created_at=datetime.fromisoformat(server.created_at) if server.created_at else None,
-                        locked=bool(server.is_locked),
                     )
                 )
             return foreign
@@ -588,10 +584,7 @@ class OpenStackDriver(ComputeDriver):
                 raise DriverError(f"Server {backend_id} is stamped for another instance already.")
             server.set_tags(self.conn.compute, sorted({*(server.tags or []), STAMP_TAG, tag}))
             self.conn.compute.set_server_metadata(
-                server,
-                adminvms_instance=spec.instance_id,
-                adminvms_category=spec.category,
-                adminvms_project=spec.project,
+                server, **stamp_metadata(spec.instance_id, spec.category, spec.project)
             )
             if server.project_id == self.conn.current_project_id:
                 for port in self.conn.network.ports(device_id=server.id):

@@ -262,10 +262,15 @@ def _category_filtered(caller: Caller, queryset, values: list[str], *, by_id: bo
             return queryset
         values = [None]
     every_status = ",".join(Status.values)  # DELETED ones too: terminated instances stay visible a while
+    queries = [{"status": every_status, **({"category": value} if value is not None else {})} for value in values]
+    return _through_filterset(InstanceFilterSet, caller, queryset, queries)
+
+
+def _through_filterset(filterset_class, caller: Caller, queryset, queries: list[dict]):
+    """The REST API's FilterSet, one pass per query, united; what it refuses is ``InvalidParameterValue``."""
     parts = []
-    for value in values:
-        data = {"status": every_status, **({"category": value} if value is not None else {})}
-        filterset = InstanceFilterSet(data, queryset=queryset, request=caller.request)
+    for query in queries:
+        filterset = filterset_class(query, queryset=queryset, request=caller.request)
         try:
             if not filterset.is_valid():
                 raise invalid("; ".join(str(m) for ms in filterset.errors.values() for m in ms))
@@ -449,16 +454,8 @@ def reboot_instances(caller: Caller, params: Params) -> dict:
 
 def _catalog_filtered(filterset_class, caller: Caller, queryset, categories: list[str]):
     """The REST API's FilterSet for ``category``, one pass per value, united."""
-    parts = []
-    for value in categories or [None]:
-        filterset = filterset_class({"category": value} if value else {}, queryset=queryset, request=caller.request)
-        try:
-            if not filterset.is_valid():
-                raise invalid("; ".join(str(m) for ms in filterset.errors.values() for m in ms))
-            parts.append(filterset.qs)
-        except ValidationError as exc:
-            raise _validation(exc) from None
-    return functools.reduce(operator.or_, parts)
+    queries = [{"category": value} if value else {} for value in categories or [None]]
+    return _through_filterset(filterset_class, caller, queryset, queries)
 
 
 def _glob_q(field_name: str, values: list[str]) -> Q:
@@ -634,8 +631,8 @@ ACTIONS: dict[str, Action] = {
         describe_instance_types, frozenset({"InstanceType", "Filter", "MaxResults", "NextToken", "Category"})
     ),
     "DescribeAccountAttributes": Action(describe_account_attributes, frozenset({"AttributeName"})),
-    "DescribeRegions": Action(describe_regions, frozenset({"RegionName", "AllRegions"})),
-    "DescribeAvailabilityZones": Action(describe_availability_zones, frozenset({"ZoneName", "AllAvailabilityZones"})),
+    "DescribeRegions": Action(describe_regions, frozenset({"RegionName"})),
+    "DescribeAvailabilityZones": Action(describe_availability_zones, frozenset({"ZoneName"})),
 }
 
 

@@ -28,7 +28,7 @@ from tenancy.errors import InvalidInput, require
 from tenancy.models import Project
 
 from ..choices import Status
-from ..drivers.base import AdoptSpec, DriverError, ForeignServer, ServerNotFound, ServerStatus
+from ..drivers.base import AdoptSpec, DriverError, ForeignServer, ServerNotFound, ServerStatus, stamp_metadata
 from ..drivers.registry import get_driver
 from ..models import Instance
 from .records import event_record
@@ -185,7 +185,9 @@ def _match(rule: Rule, server: ForeignServer, backend: str, projects: dict[str, 
             return None, f"needs {rule.metadata_key}={rule.metadata_value}"
     if rule.name_pattern and not fnmatch.fnmatchcase(server.name, rule.name_pattern):
         return None, f"needs a name like {rule.name_pattern}"
-    if rule.image and rule.image != server.image_id and not fnmatch.fnmatchcase(server.image_name, rule.image):
+    # A tenant names her own images as she likes: her server's image matches by its id alone.
+    named_alike = server.provider_owned and fnmatch.fnmatchcase(server.image_name, rule.image)
+    if rule.image and rule.image != server.image_id and not named_alike:
         return None, f"needs image {rule.image}"
     if rule.flavor and rule.flavor != server.flavor:
         return None, f"needs flavor {rule.flavor}"
@@ -215,7 +217,11 @@ def adoption_plan(*, backend: str, rules: list[Rule]) -> list[Candidate]:
     """The dry run: each server of ``backend`` that has no row here, with its category, rule and project, or why
     it has none. One listing call to the backend."""
     servers = get_driver(backend).list_foreign()
-    known = set(Instance.objects.filter(backend=backend).exclude(backend_id="").values_list("backend_id", flat=True))
+    known = set(
+        Instance.objects.filter(backend=backend, backend_id__in=[s.backend_id for s in servers]).values_list(
+            "backend_id", flat=True
+        )
+    )
     projects = _projects()
     ordered = sorted(rules, key=lambda r: (-r.priority, r.name))
     plan = []
@@ -316,12 +322,7 @@ def _adopt(driver, candidate: Candidate, user) -> Instance:
         addresses=info.addresses,
         management_endpoint=info.management_endpoint,
         fault=info.fault,
-        metadata={
-            **server.metadata,
-            "adminvms_instance": str(instance_id),
-            "adminvms_category": category.slug,
-            "adminvms_project": project.slug,
-        },
+        metadata={**server.metadata, **stamp_metadata(instance_id, category.slug, project.slug)},
         created_by=user if getattr(user, "is_authenticated", False) else None,
         launched_at=server.created_at,
     )

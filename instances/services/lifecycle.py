@@ -22,6 +22,7 @@ from tenancy.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound
 from tenancy.models import Project
 
 from .. import operations
+from ..drivers.base import stamp_metadata
 from ..drivers.registry import backend_refusal, default_backend, get_driver
 from ..models import NAME_MAX_LENGTH, Instance, InstanceAction, LaunchRequest
 from ..operations import ActionType
@@ -233,12 +234,7 @@ def instance_launch(
             launch_request=request,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        instance.metadata = {
-            **category.extra_metadata,
-            "adminvms_instance": str(instance.pk),
-            "adminvms_category": category.slug,
-            "adminvms_project": project.slug,
-        }
+        instance.metadata = {**category.extra_metadata, **stamp_metadata(instance.pk, category.slug, project.slug)}
         instance.save()
         action_open(instance=instance, user=user, action=launch.name)
         created.append(instance)

@@ -42,6 +42,7 @@ from ..base import (
     ServerSpec,
     ServerStatus,
     VolumeInfo,
+    stamp_metadata,
 )
 from .models import SimServer, SimVolume
 
@@ -306,9 +307,7 @@ class SimDriver(ComputeDriver):
                 backend_project=row.project_ref,
                 provider_owned=row.project_ref in self.PROVIDER_PROJECTS,
                 host=row.host,
-                addresses=row.addresses,
                 created_at=row.created_at,
-                locked=row.locked,
             )
             for row in rows
         ]
@@ -318,8 +317,11 @@ class SimDriver(ComputeDriver):
         if row.instance_uuid and str(row.instance_uuid) != spec.instance_id:
             raise DriverError(f"Server {backend_id} is stamped for another instance already.")
         row.instance_uuid = spec.instance_id
-        row.metadata = {**(row.metadata or {}), STAMP_KEY: "1", "adminvms_instance": spec.instance_id,
-                        "adminvms_category": spec.category, "adminvms_project": spec.project}  # fmt: skip
+        row.metadata = {
+            **(row.metadata or {}),
+            STAMP_KEY: "1",
+            **stamp_metadata(spec.instance_id, spec.category, spec.project),
+        }
         fields = ["instance_uuid", "metadata"]
         if spec.managed:
             row.locked, row.lock_reason = True, LOCK_REASON
