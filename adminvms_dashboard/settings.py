@@ -229,6 +229,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "instances.tasks.sync_catalog",
         "schedule": timedelta(seconds=env_float("ADMINVMS_CATALOG_SYNC_INTERVAL", 600)),
     },
+    "health-check": {
+        "task": "instances.tasks.health_check",
+        "schedule": timedelta(seconds=env_float("ADMINVMS_HEALTH_CHECK_INTERVAL", 10)),
+    },
+    "fleet": {
+        "task": "instances.tasks.fleet",
+        "schedule": timedelta(seconds=env_float("ADMINVMS_FLEET_INTERVAL", 10)),
+    },
 }
 
 # --- adminvms ---------------------------------------------------------------
@@ -347,6 +355,25 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     },
+}
+
+# --- health checks, auto-heal, spare pools, rollouts -----------------------------
+ADMINVMS |= {
+    # A probe's timeout, how many run at once (one worker's threads), and how soon a replacement
+    # that did not answer yet is probed again before it counts another failure.
+    "HEALTH_CHECK_TIMEOUT": env_float("ADMINVMS_HEALTH_CHECK_TIMEOUT", 3),
+    "HEALTH_CHECK_PARALLEL": int(env("ADMINVMS_HEALTH_CHECK_PARALLEL", "20")),
+    "HEALTH_CHECK_RETRY": env_float("ADMINVMS_HEALTH_CHECK_RETRY", 5),
+    # The circuit breaker: auto-heal pauses for a category (or a backend) when more than this share
+    # of its instances, and at least HEAL_BREAKER_MIN of them, turned unhealthy within the window.
+    "HEAL_BREAKER_SHARE": env_float("ADMINVMS_HEAL_BREAKER_SHARE", 0.2),
+    "HEAL_BREAKER_MIN": int(env("ADMINVMS_HEAL_BREAKER_MIN", "2")),
+    "HEAL_BREAKER_WINDOW": env_float("ADMINVMS_HEAL_BREAKER_WINDOW", 300),
+    # Servers the fleet task may start building per backend per minute (heals first, then
+    # rollouts, then spares), as Octavia's build_rate_limit.
+    "BUILD_RATE_LIMIT": int(env("ADMINVMS_BUILD_RATE_LIMIT", "10")),
+    # The project that holds the spare pools.
+    "SPARE_PROJECT": env("ADMINVMS_SPARE_PROJECT", "adminvms-spares"),
 }
 
 # --- EC2-compatible API (/ec2/) ----------------------------------------------

@@ -76,6 +76,9 @@ class InstanceCategory(models.Model):
     spare_pool_size = models.PositiveIntegerField(default=0)
     health_check_port = models.PositiveIntegerField(null=True, blank=True)
     health_check_path = models.CharField(max_length=255, blank=True)
+    health_check_threshold = models.PositiveIntegerField(
+        default=3, help_text="Consecutive failed probes after which an instance is unhealthy."
+    )
     auto_heal = models.BooleanField(default=False)
     extra_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -114,6 +117,27 @@ class InstanceCategory(models.Model):
             errors["gui_port"] = "Must be a TCP port between 1 and 65535."
         if self.health_check_port is not None and not 1 <= self.health_check_port <= 65535:
             errors["health_check_port"] = "Must be a TCP port between 1 and 65535."
+        if self.health_check_path and not self.health_check_path.startswith("/"):
+            errors["health_check_path"] = "Must start with '/'."
+        elif self.health_check_path and not self.health_check_path.isprintable():
+            errors["health_check_path"] = "Must not hold control characters."
+        if self.health_check_path and self.health_check_port is None:
+            errors["health_check_port"] = "A health check needs its port."
+        if not 1 <= (self.health_check_threshold or 0) <= 100:
+            errors["health_check_threshold"] = "Must be between 1 and 100 failed probes."
+        if self.spare_pool_size:
+            # A spare waits in the provider's pool project on the management network: a user instance
+            # lives in its tenant's own project, where no spare can move, and a category placed on
+            # project networks alone would gain a management port.
+            if self.management == Management.USER:
+                errors["spare_pool_size"] = "Spare pools serve provider-managed and appliance categories only."
+            elif self.network_placement == NetworkPlacement.PROJECT:
+                errors["spare_pool_size"] = (
+                    "A spare waits on the management network: the category's network placement must be "
+                    "'management' or 'both'."
+                )
+            elif self.spare_pool_size > 100:
+                errors["spare_pool_size"] = "At most 100 spares per category."
         if self.gui_path and not self.gui_path.startswith("/"):
             errors["gui_path"] = "Must start with '/'."
         elif any(part in {".", ".."} for part in self.gui_path.split("/")) or "\\" in self.gui_path:

@@ -20,6 +20,8 @@ class TaskState(models.TextChoices):
     STOPPING = "stopping"
     STARTING = "starting"
     DELETING = "deleting"
+    HEALING = "healing"
+    REPLACING = "replacing"
 
 
 class ActionStatus(models.TextChoices):
@@ -27,3 +29,24 @@ class ActionStatus(models.TextChoices):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class Health(models.TextChoices):
+    """What the category's health check says of an instance; empty: not probed (yet)."""
+
+    HEALTHY = "healthy"
+    FAILING = "failing"  # failed probes, fewer than the category's threshold
+    UNHEALTHY = "unhealthy"  # the threshold reached, or the server vanished
+
+
+class RolloutStatus(models.TextChoices):
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+
+class BreakerScope(models.TextChoices):
+    CATEGORY = "category"
+    BACKEND = "backend"

@@ -7,7 +7,7 @@ from categories.choices import Management
 from tenancy import policy
 
 from . import operations
-from .choices import ActionStatus, Status, TaskState
+from .choices import ActionStatus, BreakerScope, Health, RolloutStatus, Status, TaskState
 from .operations import ActionType
 
 # Backends derive names from an instance's name: Neutron's port "adminvms-<name>-management"
@@ -84,6 +84,18 @@ class Instance(models.Model):
         LaunchRequest, null=True, blank=True, on_delete=models.PROTECT, related_name="instances"
     )
     fault = models.TextField(blank=True)
+    # Which server of the instance this is: a heal or a rollout replaces the server and counts one up,
+    # so that the replacement's create (stamped with it) is idempotent apart from the old server's.
+    generation = models.PositiveIntegerField(default=0)
+    # A ready server of the category's spare pool (in the pool's project), until a launch takes it.
+    is_spare = models.BooleanField(default=False, db_index=True)
+    # The category's health check: the verdict, consecutive failed probes, since when the verdict
+    # holds, the last probe and its error.
+    health = models.CharField(max_length=16, choices=Health.choices, blank=True, default="")
+    health_failures = models.PositiveIntegerField(default=0)
+    health_since = models.DateTimeField(null=True, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    health_error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -120,6 +132,74 @@ class Instance(models.Model):
         return f"{row.label} is not possible while instance '{self.name}' is {self.status} (needs {ready})."
 
 
+class Rollout(models.Model):
+    """The replacement of a category's instances with a new image, one batch at a time."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    category = models.ForeignKey("categories.InstanceCategory", on_delete=models.PROTECT, related_name="rollouts")
+    image = models.ForeignKey("categories.Image", on_delete=models.PROTECT, related_name="+")
+    batch_size = models.PositiveIntegerField(default=1)
+    # Seconds to wait after a batch succeeded before the next one starts.
+    pause_seconds = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=RolloutStatus.choices, default=RolloutStatus.RUNNING)
+    message = models.TextField(blank=True)
+    # How many instances it had to replace when it started.
+    total = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the last batch ended: the next one starts ``pause_seconds`` later.
+    batch_finished_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category"],
+                condition=models.Q(status__in=["running", "paused"]),
+                name="rollout_one_open_per_category",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout of {self.category_id} to {self.image_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED)
+
+
+class HealBreaker(models.Model):
+    """An open circuit breaker: auto-heal paused for a category or a backend until an admin resumes it."""
+
+    scope = models.CharField(max_length=16, choices=BreakerScope.choices)
+    # The category's slug or the backend's name.
+    key = models.CharField(max_length=64)
+    unhealthy = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    reason = models.TextField()
+    opened_at = models.DateTimeField(auto_now_add=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    resumed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "key"], condition=models.Q(resumed_at__isnull=True), name="healbreaker_one_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"breaker {self.scope} {self.key}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resumed_at is None
+
+
 class InstanceAction(models.Model):
     """A request to act on an instance; its id is the Celery task id."""
 
@@ -133,6 +213,8 @@ class InstanceAction(models.Model):
     params = models.JSONField(default=dict, blank=True)
     # Set once the backend call was made, so a redelivered task polls instead of calling again.
     backend_called = models.BooleanField(default=False)
+    # The rollout that asked for it (a ``replace``), if any.
+    rollout = models.ForeignKey(Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="actions")
     attempts = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

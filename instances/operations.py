@@ -55,6 +55,9 @@ class Operation:
     needs_endpoint: bool = False
     # Provider-managed and appliance servers are locked at the backend once it succeeds (rule 3).
     locks_managed: bool = False
+    # It replaces the server: a new one is made (and health-checked), the instance moves to it,
+    # the old one is deleted; a replacement that fails is deleted and the instance keeps its server.
+    replaces: bool = False
 
     @property
     def runs_action(self) -> bool:
@@ -137,6 +140,28 @@ TABLE: tuple[Operation, ...] = (
         driver_call="delete",
         awaits=None,
         confirm="Terminate instance '{name}'? Its server is deleted.",
+    ),
+    Operation(
+        name="heal",
+        label="Heal",
+        icon="bi-bandaid",
+        start_from=frozenset({Status.ACTIVE, Status.STOPPED, Status.ERROR}),
+        task_state=TaskState.HEALING,
+        confirm="Replace the server of '{name}' with a new one? The old server is deleted.",
+        grantable=False,
+        locks_managed=True,
+        replaces=True,
+    ),
+    Operation(
+        name="replace",
+        label="Replace (rollout)",
+        icon="bi-arrow-repeat",
+        start_from=frozenset({Status.ACTIVE}),
+        task_state=TaskState.REPLACING,
+        grantable=False,
+        row_action=False,
+        locks_managed=True,
+        replaces=True,
     ),
     Operation(
         name="appliance_gui",

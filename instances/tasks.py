@@ -59,3 +59,25 @@ def sync_catalog() -> None:
     for backend in enabled_backends():
         counts = services.catalog_sync(backend=backend)
         log.info("catalog %s: %s", backend, counts)
+
+
+@shared_task(name="instances.tasks.health_check", acks_late=True, ignore_result=True, expires=60)
+def health_check() -> None:
+    report = services.health_check()
+    if report.probed:
+        log.info(
+            "health: probed %s, healthy %s, failing %s, unhealthy %s",
+            report.probed, report.healthy, report.failing, report.unhealthy,
+        )  # fmt: skip
+
+
+@shared_task(name="instances.tasks.fleet", acks_late=True, ignore_result=True, expires=60)
+def fleet() -> None:
+    report = services.fleet_run()
+    if report.breakers_opened:
+        log.warning("auto-heal paused: breakers opened for %s", ", ".join(report.breakers_opened))
+    if report.heals or report.replacements or report.spares_launched or report.spares_retired:
+        log.info(
+            "fleet: %s heals, %s replacements, %s spares launched, %s retired",
+            report.heals, report.replacements, report.spares_launched, report.spares_retired,
+        )  # fmt: skip

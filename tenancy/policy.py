@@ -227,6 +227,13 @@ def can_manage_catalog(user) -> Verdict:
     return _deny(Denial.FORBIDDEN, "Only provider admins may change the catalog.")
 
 
+def can_operate_fleet(user) -> Verdict:
+    """Rollouts, heals by hand and the auto-heal circuit breakers are the provider's."""
+    if is_provider_admin(user):
+        return ALLOW
+    return _deny(Denial.FORBIDDEN, "Only provider admins operate the fleet.")
+
+
 def can_adopt(user) -> Verdict:
     """Taking existing servers under categories (adoption): provider admins only."""
     if is_provider_admin(user):

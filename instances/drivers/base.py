@@ -9,6 +9,8 @@ it returns the server it made before.
 from __future__ import annotations
 
 import abc
+import http.client
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +23,9 @@ IMAGE_CATEGORY_TAG = "adminvms:category="
 # Every server we make carries these, so a retried create and reconcile find it.
 STAMP_TAG = "adminvms"
 INSTANCE_TAG_PREFIX = "adminvms-instance:"
+
+
+GENERATION_KEY = "adminvms_generation"
 
 
 def stamp_metadata(instance_id: str, category: str, project: str) -> dict[str, str]:
@@ -83,6 +88,49 @@ class ServerSpec:
     anti_affinity: str = ""  # "", "anti-affinity" or "soft-anti-affinity"
     gui_port: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # The instance's server number: 0 for the first, one more for each replacement (heal, rollout).
+    # A create is idempotent per instance and generation; a server of generation 0 carries no stamp of it.
+    generation: int = 0
+    # Backend ids of servers this one must not share a host with (hard anti-affinity with servers
+    # outside the category's server group, such as spares a launch took from the pool).
+    different_host: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One health probe: an HTTP GET of ``path`` on ``port`` at the server's management address."""
+
+    backend_id: str
+    addresses: dict[str, list[str]]
+    port: int
+    path: str
+    timeout: float
+
+    @property
+    def address(self) -> str:
+        """The management address, else the first project address: the worker's way to the server."""
+        for kind in ("management", "project"):
+            if self.addresses.get(kind):
+                return self.addresses[kind][0]
+        return ""
+
+
+def http_probe(target: ProbeTarget) -> str:
+    """GET the target; an empty string when it answers 2xx or 3xx, else why not."""
+    if not target.address:
+        return "The server has no address to probe."
+    conn = http.client.HTTPConnection(target.address, target.port, timeout=target.timeout)
+    try:
+        conn.request("GET", target.path or "/", headers={"User-Agent": "adminvms-health-check"})
+        response = conn.getresponse()
+        response.read(65536)
+    except (OSError, http.client.HTTPException) as exc:
+        return f"GET {target.path or '/'} on port {target.port}: {exc or type(exc).__name__}"
+    finally:
+        conn.close()
+    if 200 <= response.status < 400:
+        return ""
+    return f"GET {target.path or '/'} on port {target.port} answered {response.status}."
 
 
 @dataclass(frozen=True)
@@ -171,8 +219,8 @@ class ComputeDriver(abc.ABC):
         """Create the server, or return the one already made for ``spec.instance_id``."""
 
     @abc.abstractmethod
-    def find(self, instance_id: str) -> ServerInfo | None:
-        """The server stamped with our instance UUID, if one exists."""
+    def find(self, instance_id: str, generation: int = 0) -> ServerInfo | None:
+        """The server stamped with our instance UUID (and generation), if one exists."""
 
     @abc.abstractmethod
     def get(self, backend_id: str) -> ServerInfo:
@@ -233,6 +281,19 @@ class ComputeDriver(abc.ABC):
         """Stamp a foreign server as instance ``spec.instance_id`` (and lock it when managed), as a create would
         have; ``ServerNotFound`` when it is gone. Stamping a server stamped so already changes nothing."""
         raise DriverError(f"Backend '{self.name}' cannot adopt servers.")
+
+    def assign(self, backend_id: str, spec: ServerSpec) -> ServerInfo:
+        """Hand a spare (made on the management network in the pool's project) to ``spec``'s launch:
+        attach it to the project's network where ``spec.network_placement`` asks, and rename and
+        restamp it where the backend allows. Doing it twice changes nothing."""
+        raise DriverError(f"Backend '{self.name}' cannot hand over spares.")
+
+    def probe_many(self, targets: list[ProbeTarget], *, parallel: int) -> dict[str, str]:
+        """Probe each target, at most ``parallel`` at a time: backend id → error, empty when healthy."""
+        if not targets:
+            return {}
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets)))) as pool:
+            return dict(zip((t.backend_id for t in targets), pool.map(http_probe, targets), strict=True))
 
     def image_refusal(self, reference: str) -> str:
         """Why this backend will not run image ``reference`` for the provider, or an empty string."""

@@ -14,18 +14,53 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from categories.choices import AntiAffinity, NetworkPlacement
+from categories.models import Image
+
 from .. import operations
-from ..choices import ActionStatus, Status, TaskState
-from ..drivers.base import LOCK_REASON, DriverError, FlavorSpec, ServerInfo, ServerNotFound, ServerSpec, ServerStatus
+from ..choices import ActionStatus, Health, Status, TaskState
+from ..drivers.base import (
+    LOCK_REASON,
+    DriverError,
+    FlavorSpec,
+    ProbeTarget,
+    ServerInfo,
+    ServerNotFound,
+    ServerSpec,
+    ServerStatus,
+)
 from ..drivers.registry import get_driver
 from ..models import Instance, InstanceAction
+from .lifecycle import FROM_POOL
 from .records import Result, conf, event_record
 
 log = logging.getLogger(__name__)
 
 
-def _spec(instance: Instance) -> ServerSpec:
-    category, flavor, image = instance.category, instance.flavor, instance.image
+def _different_host(instance: Instance) -> tuple[str, ...]:
+    """For hard anti-affinity: the servers of the project's other instances of the category, which the
+    new server must not share a host with (some came from the spare pool, outside the server group)."""
+    if instance.is_spare or instance.category.anti_affinity != AntiAffinity.HARD:
+        return ()
+    others = (
+        Instance.objects.live()
+        .filter(project_id=instance.project_id, category_id=instance.category_id, is_spare=False)
+        .exclude(pk=instance.pk)
+        .exclude(backend_id="")
+        .values_list("backend_id", flat=True)
+    )
+    return tuple(others)
+
+
+def _spec(instance: Instance, *, generation: int | None = None, image=None) -> ServerSpec:
+    """What the driver makes for ``instance``: its own server, or (with ``generation``) a replacement,
+    with ``image`` when a rollout names a new one. A spare waits on the management network only, in
+    the pool's soft-anti-affinity group."""
+    category, flavor, image = instance.category, instance.flavor, image or instance.image
+    placement, anti_affinity = category.network_placement, category.anti_affinity
+    if instance.is_spare:
+        placement = NetworkPlacement.MANAGEMENT
+        anti_affinity = AntiAffinity.SOFT if anti_affinity else AntiAffinity.NONE
     return ServerSpec(
         instance_id=str(instance.pk),
         name=instance.name,
@@ -39,16 +74,21 @@ def _spec(instance: Instance) -> ServerSpec:
         else None,
         image=image.reference if image else "",
         image_name=image.name if image else "",
-        network_placement=category.network_placement,
+        network_placement=placement,
         availability_zone=instance.availability_zone,
-        anti_affinity=category.anti_affinity,
+        anti_affinity=anti_affinity,
         gui_port=category.gui_port,
         metadata={k: str(v) for k, v in instance.metadata.items()},
+        generation=instance.generation if generation is None else generation,
+        different_host=_different_host(instance),
     )
 
 
-def _close(action_id, *, ok: bool, status: str, message: str = "", info: ServerInfo | None = None) -> None:
-    """Finish an action once, whatever number of deliveries race to do it."""
+def _close(action_id, *, ok: bool, status: str | None, message: str = "", info: ServerInfo | None = None) -> None:
+    """Finish an action once, whatever number of deliveries race to do it.
+
+    ``status`` ``None`` keeps the instance's status and fault: a replacement that failed leaves the
+    instance on the server it had."""
     with transaction.atomic():
         action = InstanceAction.objects.select_for_update().select_related("instance").get(pk=action_id)
         if not action.is_open:
@@ -58,7 +98,9 @@ def _close(action_id, *, ok: bool, status: str, message: str = "", info: ServerI
         action.message = message
         action.finished_at = now
         action.save(update_fields=["status", "message", "finished_at"])
-        changes: dict = {"status": status, "task_state": "", "updated_at": now, "fault": "" if ok else message}
+        changes: dict = {"task_state": "", "updated_at": now}
+        if status is not None:
+            changes.update(status=status, fault="" if ok else message)
         if info is not None:
             changes.update(host=info.host, addresses=info.addresses, management_endpoint=info.management_endpoint)
         if ok and operations.get(action.action).creates:
@@ -76,8 +118,25 @@ def _close(action_id, *, ok: bool, status: str, message: str = "", info: ServerI
 
 
 def action_fail(*, action_id, fault: str) -> None:
-    """End an action in ERROR with a fault a human understands (never stuck)."""
+    """End an action in ERROR with a fault a human understands (never stuck).
+
+    A replacement that fails is deleted (as far as the backend answers) and its instance keeps the
+    server and status it had; the fault goes to the action and its events."""
     log.warning("action %s failed: %s", action_id, fault)
+    action = InstanceAction.objects.filter(pk=action_id).select_related("instance").first()
+    if action is not None and action.is_open and operations.get(action.action).replaces:
+        new_id = action.params.get(NEW_SERVER, "")
+        if new_id and action.instance.backend_id != new_id:
+            try:
+                get_driver(action.instance.backend).delete(new_id)
+                event_record(action.instance_id, action, "replacement_deleted", message=f"server {new_id} deleted")
+            except DriverError as exc:
+                event_record(
+                    action.instance_id, action, "replacement_left", Result.ERROR,
+                    f"The failed replacement {new_id} could not be deleted: {exc}",
+                )  # fmt: skip
+        _close(action_id, ok=False, status=None, message=fault)
+        return
     _close(action_id, ok=False, status=Status.ERROR, message=fault)
 
 
@@ -107,11 +166,17 @@ def _call_backend(row: operations.Operation, action: InstanceAction, instance: I
     polls.
     """
     backend_id = instance.backend_id
+    if row.creates and action.params.get(FROM_POOL):
+        if not action.backend_called:
+            driver.assign(backend_id, _spec(instance))
+            InstanceAction.objects.filter(pk=action.pk).update(backend_called=True)
+            event_record(instance.pk, action, "assigned", message="a ready spare taken from the pool")
+        return driver.get(backend_id)
     if row.creates:
         return driver.get(backend_id) if backend_id else _create(action, instance, driver)
     if not backend_id:
         # The launch may have made a server without living to record it.
-        found = driver.find(str(instance.pk))
+        found = driver.find(str(instance.pk), instance.generation)
         if found is None:
             return None
         backend_id = found.backend_id
@@ -155,6 +220,8 @@ def action_step(*, action_id) -> float | None:
         return None
 
     driver = get_driver(instance.backend)
+    if row.replaces:
+        return _replace_step(row, action, instance, driver)
     try:
         info = _call_backend(row, action, instance, driver)
     except ServerNotFound:
@@ -178,19 +245,144 @@ def action_step(*, action_id) -> float | None:
         action_fail(action_id=action.pk, fault=info.fault or f"The backend '{instance.backend}' reported ERROR.")
         return None
     if row.awaits is not None and info.status == row.awaits:
-        if row.locks_managed and instance.category.is_managed and not info.locked:
-            # Provider-managed and appliance servers are locked, so nobody bypasses the dashboard (rule 3).
-            try:
-                driver.lock(info.backend_id, reason=LOCK_REASON)
-            except DriverError as exc:
-                if exc.transient:
-                    raise
-                action_fail(action_id=action.pk, fault=f"The server runs but could not be locked: {exc}")
-                return None
-            event_record(instance.pk, action, "locked", message="locked at the backend")
+        if not _locked(row, action, instance, driver, info):
+            return None
         _close(action.pk, ok=True, status=Status(info.status), info=info)
         return None
     return float(conf("POLL_INTERVAL"))
+
+
+def _locked(row: operations.Operation, action: InstanceAction, instance: Instance, driver, info: ServerInfo) -> bool:
+    """Lock a managed instance's server once it runs (rule 3): nobody bypasses the dashboard.
+    False when it could not be locked (the action has failed)."""
+    if row.locks_managed and instance.category.is_managed and not info.locked:
+        try:
+            driver.lock(info.backend_id, reason=LOCK_REASON)
+        except DriverError as exc:
+            if exc.transient:
+                raise
+            action_fail(action_id=action.pk, fault=f"The server runs but could not be locked: {exc}")
+            return False
+        event_record(instance.pk, action, "locked", message="locked at the backend")
+    return True
+
+
+# The action parameters of a replacement: the new server's backend id, the failed probes of it so far.
+NEW_SERVER = "new_server"
+PROBE_FAILURES = "probe_failures"
+
+
+def probe_target(instance: Instance, addresses: dict, backend_id: str) -> ProbeTarget:
+    category = instance.category
+    return ProbeTarget(
+        backend_id=backend_id,
+        addresses=addresses,
+        port=category.health_check_port,
+        path=category.health_check_path or "/",
+        timeout=float(conf("HEALTH_CHECK_TIMEOUT")),
+    )
+
+
+def _replace_step(row: operations.Operation, action: InstanceAction, instance: Instance, driver) -> float | None:
+    """One step of a heal or a rollout's replacement.
+
+    Make the replacement (the instance's next generation, with the rollout's image), wait until it
+    runs, lock it, probe it with the category's health check until it answers (a replacement that
+    fails the threshold fails), then move the instance to it and delete the old server. Any
+    failure before the move deletes the replacement and leaves the instance as it was.
+    """
+    params, generation = dict(action.params), int(action.params.get("generation", instance.generation + 1))
+    if instance.generation >= generation:
+        return _old_server_deleted(action, instance, driver)  # moved by an earlier delivery
+    image = Image.objects.filter(pk=params["image"]).first() if params.get("image") else instance.image
+    if image is None:
+        action_fail(action_id=action.pk, fault="The rollout's image no longer exists.")
+        return None
+    try:
+        if not action.backend_called:
+            event_record(instance.pk, action, "spawning", message=f"creating a replacement server (image {image})")
+            info = driver.create(_spec(instance, generation=generation, image=image))
+            params[NEW_SERVER] = info.backend_id
+            InstanceAction.objects.filter(pk=action.pk).update(params=params, backend_called=True)
+        else:
+            info = driver.get(params[NEW_SERVER])
+    except ServerNotFound:
+        action_fail(action_id=action.pk, fault=f"The replacement server vanished from backend '{instance.backend}'.")
+        return None
+    except DriverError as exc:
+        if exc.transient:
+            raise
+        action_fail(action_id=action.pk, fault=f"The replacement could not be made: {exc}")
+        return None
+    if info.status == ServerStatus.ERROR or (info.fault and info.status == ServerStatus.STOPPED):
+        action_fail(action_id=action.pk, fault=f"The replacement failed: {info.fault or 'the backend reported ERROR'}")
+        return None
+    if info.status != ServerStatus.ACTIVE:
+        return float(conf("POLL_INTERVAL"))
+    if not _locked(row, action, instance, driver, info):
+        return None
+    if instance.category.health_check_port:
+        error = driver.probe_many([probe_target(instance, info.addresses, info.backend_id)], parallel=1).get(
+            info.backend_id, "no answer"
+        )
+        if error:
+            failures = int(params.get(PROBE_FAILURES, 0)) + 1
+            params[PROBE_FAILURES] = failures
+            InstanceAction.objects.filter(pk=action.pk).update(params=params)
+            if failures >= instance.category.health_check_threshold:
+                action_fail(action_id=action.pk, fault=f"The replacement failed its health check: {error}")
+                return None
+            return float(conf("HEALTH_CHECK_RETRY"))
+    _move(action, instance, info, image=image, generation=generation)
+    instance.refresh_from_db()
+    return _old_server_deleted(action, instance, driver)
+
+
+def _move(action: InstanceAction, instance: Instance, info: ServerInfo, *, image, generation: int) -> None:
+    """Point the instance at its replacement: same id and name; the new server, addresses and endpoint."""
+    now = timezone.now()
+    checked = bool(instance.category.health_check_port)
+    with transaction.atomic():
+        moved = Instance.objects.filter(pk=instance.pk, generation__lt=generation).update(
+            backend_id=info.backend_id,
+            host=info.host,
+            addresses=info.addresses,
+            management_endpoint=info.management_endpoint,
+            image=image,
+            generation=generation,
+            status=Status.ACTIVE,
+            fault="",
+            health=Health.HEALTHY if checked else "",
+            health_failures=0,
+            health_since=now,
+            health_checked_at=now if checked else None,
+            health_error="",
+            updated_at=now,
+        )
+        if moved:
+            params = {**action.params, "old_server": instance.backend_id}
+            InstanceAction.objects.filter(pk=action.pk).update(params=params)
+            event_record(
+                instance.pk, action, "moved",
+                message=f"now on server {info.backend_id} (was {instance.backend_id or 'none'}), image {image}",
+            )  # fmt: skip
+
+
+def _old_server_deleted(action: InstanceAction, instance: Instance, driver) -> float | None:
+    """The last step: delete the server the instance left; then the action has succeeded."""
+    action.refresh_from_db(fields=["params"])
+    old = action.params.get("old_server", "")
+    if old and old != instance.backend_id:
+        try:
+            driver.delete(old)
+        except DriverError as exc:
+            if exc.transient:
+                raise
+            event_record(instance.pk, action, "old_server_left", Result.ERROR, f"Server {old} was not deleted: {exc}")
+        else:
+            event_record(instance.pk, action, "old_server_deleted", message=f"server {old} deleted")
+    _close(action.pk, ok=True, status=Status.ACTIVE, message=f"{action.action} finished: on a new server")
+    return None
 
 
 def actions_expire(*, grace_seconds: float = 60.0) -> int:

@@ -13,7 +13,7 @@ import json
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from categories.choices import Kind
+from categories.choices import AntiAffinity, Kind
 from categories.models import Flavor, Image, InstanceCategory
 from categories.selectors import category_default_image, image_refusal
 from categories.services import category_standard
@@ -22,6 +22,7 @@ from tenancy.errors import Conflict, IdempotencyMismatch, InvalidInput, NotFound
 from tenancy.models import Project
 
 from .. import operations
+from ..choices import Health, Status
 from ..drivers.base import stamp_metadata
 from ..drivers.registry import backend_refusal, default_backend, get_driver
 from ..models import NAME_MAX_LENGTH, Instance, InstanceAction, LaunchRequest
@@ -234,11 +235,122 @@ def instance_launch(
             launch_request=request,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
+        if (spare := spare_take(instance)) is not None:
+            action_open(instance=spare, user=user, action=launch.name, params={FROM_POOL: True})
+            created.append(spare)
+            continue
         instance.metadata = {**category.extra_metadata, **stamp_metadata(instance.pk, category.slug, project.slug)}
         instance.save()
         action_open(instance=instance, user=user, action=launch.name)
         created.append(instance)
     return created
+
+
+# The launch action's parameter that marks a launch served from the spare pool (the driver's
+# ``assign`` instead of ``create``), and the one that marks a spare's own launch.
+FROM_POOL = "from_pool"
+SPARE = "spare"
+_SPARE_FIELDS = (
+    "name", "project", "tags", "launch_request", "created_by", "status", "task_state", "metadata", "is_spare",
+    "created_at", "updated_at",
+)  # fmt: skip
+
+
+def spare_take(wanted: Instance) -> Instance | None:
+    """Turn a ready spare that fits ``wanted`` (an unsaved launch) into it, or ``None`` when none fits.
+
+    A spare fits when it is of the same category, backend, availability zone, flavor and image, is
+    ACTIVE and not unhealthy, and, for hard anti-affinity, runs on a host where none of the project's
+    instances of the category runs (the spare was made in the pool's server group, not the project's).
+    Of two launches that want one spare, one gets it (a conditional UPDATE); the other looks again.
+    """
+    category = wanted.category
+    if not category.spare_pool_size:
+        return None
+    spares = Instance.objects.filter(
+        is_spare=True,
+        category=category,
+        backend=wanted.backend,
+        availability_zone=wanted.availability_zone,
+        flavor=wanted.flavor,
+        image=wanted.image,
+        status=Status.ACTIVE,
+        task_state="",
+    ).exclude(health=Health.UNHEALTHY)
+    used_hosts = set(
+        Instance.objects.live()
+        .filter(project=wanted.project, category=category, is_spare=False)
+        .exclude(host="")
+        .values_list("host", flat=True)
+    )
+    if category.anti_affinity == AntiAffinity.HARD:
+        spares = spares.exclude(host__in=used_hosts)
+    # Soft anti-affinity (or none): a spare on a host the project does not use yet first.
+    candidates = sorted(spares.order_by("created_at")[:50], key=lambda s: s.host in used_hosts)
+    launch = operations.get(ActionType.LAUNCH)
+    for spare in candidates:
+        now = timezone.now()
+        metadata = {**category.extra_metadata, **stamp_metadata(spare.pk, category.slug, wanted.project.slug)}
+        changes = {
+            "name": wanted.name,
+            "project": wanted.project,
+            "tags": wanted.tags,
+            "launch_request": wanted.launch_request,
+            "created_by": wanted.created_by,
+            "status": launch.transitional_status,
+            "task_state": launch.task_state,
+            "metadata": metadata,
+            "is_spare": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if Instance.objects.filter(pk=spare.pk, is_spare=True, task_state="", status=Status.ACTIVE).update(**changes):
+            for key in _SPARE_FIELDS:
+                setattr(spare, key, changes[key])
+            return spare
+    return None
+
+
+def spare_project() -> Project:
+    """The provider's project that holds the spare pools (``ADMINVMS_SPARE_PROJECT``); no member sees it."""
+    project, _ = Project.objects.get_or_create(
+        slug=conf("SPARE_PROJECT"), defaults={"name": "Spare pools", "description": "The provider's ready spares."}
+    )
+    return project
+
+
+@transaction.atomic
+def spares_launch(*, category: InstanceCategory, count: int) -> list[Instance]:
+    """Launch ``count`` spares of ``category``: its default flavor and image, in the pool's project."""
+    category = _resolve_category(category)
+    backend = category.backend or default_backend()
+    if problem := backend_refusal(backend):
+        raise InvalidInput(problem, field="category")
+    driver = get_driver(backend)
+    pool = spare_project()
+    flavor = _resolve_flavor(category, None)
+    image = _resolve_image(category, pool, None, flavor, driver)
+    launch = operations.get(ActionType.LAUNCH)
+    made = []
+    for _ in range(count):
+        spare = Instance(
+            name=f"spare-{category.slug}",
+            category=category,
+            project=pool,
+            flavor=flavor,
+            image=image,
+            status=launch.transitional_status,
+            task_state=launch.task_state,
+            backend=backend,
+            availability_zone=category.availability_zone,
+            is_spare=True,
+        )
+        spare.name = f"spare-{category.slug}-{str(spare.pk)[:8]}"
+        spare.metadata = {**category.extra_metadata, **stamp_metadata(spare.pk, category.slug, pool.slug)}
+        spare.save()
+        action_open(instance=spare, user=None, action=launch.name, params={SPARE: True})
+        made.append(spare)
+    return made
 
 
 @transaction.atomic
@@ -258,6 +370,13 @@ def instance_act(*, user, instance: Instance, operation: str, params=None) -> In
     if not row.runs_action or row.creates:
         raise InvalidInput(f"'{operation}' is not an action on an existing instance.", field="action")
     require(policy.can(user, row.name, instance))
+    return action_claim(instance=instance, row=row, user=user, params=row.clean_params(params))
+
+
+def action_claim(*, instance: Instance, row: operations.Operation, user, params: dict, **extra) -> InstanceAction:
+    """Claim ``instance`` for ``row`` atomically and open the action; ``Conflict`` when it is busy or its
+    status does not allow it. The caller checked policy (a user's request) or is the provider's own
+    worker (a heal, a rollout, the spare pool)."""
     changes = {"task_state": row.task_state, "updated_at": timezone.now()}
     if row.transitional_status:
         changes["status"] = row.transitional_status
@@ -267,4 +386,6 @@ def instance_act(*, user, instance: Instance, operation: str, params=None) -> In
         raise Conflict(instance.lifecycle_refusal(row.name))
     for key, value in changes.items():
         setattr(instance, key, value)
-    return action_open(instance=instance, user=user, action=row.name, params=row.clean_params(params))
+    if row.replaces:
+        params = {**params, "generation": instance.generation + 1}
+    return action_open(instance=instance, user=user, action=row.name, params=params, **extra)

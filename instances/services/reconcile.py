@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from ..choices import Status
+from ..choices import Health, Status
 from ..drivers.base import DriverError, ServerInfo, ServerStatus
 from ..drivers.registry import enabled_backends, get_driver
 from ..models import Instance, InstanceEvent, ReconcileRun
@@ -23,9 +23,12 @@ from .records import Result
 # The columns reconcile reads and may write.
 RECONCILE_FIELDS = (
     "id", "name", "status", "task_state", "backend_id", "fault", "host", "addresses", "management_endpoint",
-    "updated_at",
+    "updated_at", "health", "health_since", "health_error",
 )  # fmt: skip
-_WRITTEN = ("status", "fault", "backend_id", "host", "addresses", "management_endpoint")
+_WRITTEN = (
+    "status", "fault", "backend_id", "host", "addresses", "management_endpoint", "health", "health_since",
+    "health_error",
+)  # fmt: skip
 _RECONCILED = {
     ServerStatus.ACTIVE: Status.ACTIVE,
     ServerStatus.STOPPED: Status.STOPPED,
@@ -42,11 +45,17 @@ class Drift:
     checked: int = 0
 
 
+def _unhealthy(inst: Instance) -> None:
+    """A server that vanished or broke is unhealthy, whatever its health check said (auto-heal reads it)."""
+    inst.health, inst.health_since, inst.health_error = Health.UNHEALTHY, timezone.now(), inst.fault
+
+
 def _vanished(inst: Instance, backend: str) -> InstanceEvent | None:
     if not inst.backend_id or inst.status == Status.ERROR:
         return None  # never made a server (its launch owns that), or already known
     inst.status = Status.ERROR
     inst.fault = f"The server vanished from backend '{backend}' (deleted behind our back)."
+    _unhealthy(inst)
     return InstanceEvent(instance=inst, event="vanished", result=Result.ERROR, message=inst.fault)
 
 
@@ -69,6 +78,8 @@ def _drifted(inst: Instance, info: ServerInfo, backend: str) -> InstanceEvent | 
     )
     inst.status = new_status
     inst.fault = info.fault if new_status == Status.ERROR else ""
+    if new_status == Status.ERROR:
+        _unhealthy(inst)
     inst.backend_id, inst.host, inst.addresses = info.backend_id, info.host, info.addresses
     inst.management_endpoint = info.management_endpoint
     return event

@@ -29,7 +29,7 @@ def event_record(
     )
 
 
-def action_open(*, instance: Instance, user, action: str, params: dict | None = None) -> InstanceAction:
+def action_open(*, instance: Instance, user, action: str, params: dict | None = None, rollout=None) -> InstanceAction:
     """Write the action and its "requested" event, and enqueue its task once the transaction commits.
 
     The action's id is the Celery task id.
@@ -39,6 +39,7 @@ def action_open(*, instance: Instance, user, action: str, params: dict | None = 
         action=action,
         requested_by=user if getattr(user, "is_authenticated", False) else None,
         params=params or {},
+        rollout=rollout,
         deadline=timezone.now() + timedelta(seconds=conf("ACTION_TIMEOUT")),
     )
     event_record(instance.pk, record, "requested", message=f"{action} requested by {user or 'system'}")

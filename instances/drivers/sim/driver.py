@@ -12,7 +12,9 @@ and complete lazily when someone looks. Fault injection:
 - ``ADMINVMS_SIM_OUTAGE`` makes every call fail as if the API were down
   (``BackendUnavailable``, which tasks retry with backoff, then give up);
 - hard anti-affinity with more replicas than ``ADMINVMS_SIM_HOSTS`` ends in
-  ERROR with Nova's "No valid host" fault.
+  ERROR with Nova's "No valid host" fault;
+- an image named ``fail-health`` boots, but its appliance never answers a
+  health probe; clearing a server's ``answers_probes`` kills its process.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..base import (
     ComputeDriver,
     DriverError,
     ForeignServer,
+    ProbeTarget,
     ServerInfo,
     ServerNotFound,
     ServerSpec,
@@ -128,6 +131,9 @@ class SimDriver(ComputeDriver):
             taken = set(
                 SimServer.objects.filter(server_group=group).exclude(status="DELETING").values_list("host", flat=True)
             )
+            if spec.anti_affinity == "anti-affinity" and spec.different_host:
+                # Nova's different_host hint: the hosts of these servers, besides the group's.
+                taken |= set(SimServer.objects.filter(pk__in=spec.different_host).values_list("host", flat=True))
             free = [h for h in hosts if h not in taken]
             if free:
                 hosts = free
@@ -147,15 +153,15 @@ class SimDriver(ComputeDriver):
 
     # --- the interface ---------------------------------------------------------
 
-    def find(self, instance_id: str) -> ServerInfo | None:
+    def find(self, instance_id: str, generation: int = 0) -> ServerInfo | None:
         self._check_outage()
-        rows = SimServer.objects.filter(instance_uuid=instance_id)
+        rows = SimServer.objects.filter(instance_uuid=instance_id, generation=generation)
         self._settle(rows)
         row = rows.exclude(status="DELETING").first()
         return self._info(row) if row else None
 
     def create(self, spec: ServerSpec) -> ServerInfo:
-        if (existing := self.find(spec.instance_id)) is not None:
+        if (existing := self.find(spec.instance_id, spec.generation)) is not None:
             return existing
         group = f"{spec.project}/{spec.category}" if spec.anti_affinity else ""
         with transaction.atomic():
@@ -175,6 +181,8 @@ class SimDriver(ComputeDriver):
                 fault, target = "Simulated failure injected by ADMINVMS_SIM_ERROR_RATE.", "ERROR"
             row = SimServer.objects.create(
                 instance_uuid=spec.instance_id,
+                generation=spec.generation,
+                answers_probes=spec.image_name != "fail-health",
                 name=spec.name,
                 kind=spec.kind,
                 project_ref=spec.project,
@@ -250,6 +258,47 @@ class SimDriver(ComputeDriver):
                 status="DELETING", pending="DELETED", ready_at=self._after("SIM_DELETE_SECONDS")
             )
         self._latency()
+
+    def assign(self, backend_id: str, spec: ServerSpec) -> ServerInfo:
+        row = self._row(backend_id)
+        if row.instance_uuid and str(row.instance_uuid) != spec.instance_id:
+            raise DriverError(f"Server {backend_id} belongs to another instance.")
+        addresses = dict(row.addresses or {})
+        if spec.network_placement in ("project", "both") and "project" not in addresses:
+            seq = SimServer.objects.count()
+            addresses["project"] = self._addresses(spec, seq)["project"]
+        group = f"{spec.project}/{spec.category}" if spec.anti_affinity else ""
+        SimServer.objects.filter(pk=row.pk).update(
+            name=spec.name,
+            project_ref=spec.project,
+            server_group=group,
+            addresses=addresses,
+            metadata={**(row.metadata or {}), **spec.metadata},
+        )
+        self._latency()
+        return self.get(backend_id)
+
+    def probe_many(self, targets: list[ProbeTarget], *, parallel: int) -> dict[str, str]:
+        """The simulated appliances answer from the cloud's own state, in one query."""
+        self._check_outage()
+        ids = [t.backend_id for t in targets]
+        self._settle(SimServer.objects.filter(pk__in=ids))
+        rows = SimServer.objects.filter(pk__in=ids).values_list("pk", "status", "answers_probes")
+        state = {str(pk): (status, answers) for pk, status, answers in rows}
+        results = {}
+        for target in targets:
+            status, answers = state.get(target.backend_id, ("", False))
+            if not status:
+                results[target.backend_id] = "The server is gone."
+            elif status != "ACTIVE":
+                results[target.backend_id] = f"The server is {status}."
+            elif not answers:
+                results[target.backend_id] = (
+                    f"GET {target.path or '/'} on port {target.port}: [Errno 111] Connection refused"
+                )
+            else:
+                results[target.backend_id] = ""
+        return results
 
     def lock(self, backend_id: str, *, reason: str) -> None:
         self._row(backend_id)

@@ -14,6 +14,8 @@ class SimServer(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     # Empty for a server adminvms did not make (one to adopt), until adoption stamps it.
     instance_uuid = models.UUIDField(null=True, blank=True, db_index=True)
+    # The instance's server number (a replacement is one more).
+    generation = models.PositiveIntegerField(default=0)
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16)
     project_ref = models.CharField(max_length=64)
@@ -31,6 +33,9 @@ class SimServer(models.Model):
     locked = models.BooleanField(default=False)
     lock_reason = models.CharField(max_length=255, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Whether the appliance's process answers health probes: an image named ``fail-health`` never
+    # does, and a test (or an operator's demo) kills the process by clearing it.
+    answers_probes = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
