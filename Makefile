@@ -50,9 +50,10 @@ format: venv
 test: venv services lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## bench: list/launch latency, queries per list, reconcile time, printed as a table
+## bench: list/launch latency, queries per list, reconcile time; cold vs pool launch, heal time
 bench: venv services
 	$(PY) benchmarks/bench_api.py
+	$(PY) benchmarks/bench_fleet.py
 
 clean:
 	rm -rf $(VENV) .data staticfiles

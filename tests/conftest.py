@@ -27,8 +27,8 @@ def workers(transactional_db, broker_queue, tmp_path):
     """``workers(**env)`` starts a real worker process on the test's queue; all are stopped after."""
     started: list[WorkerProcess] = []
 
-    def start(**env: str) -> WorkerProcess:
-        worker = WorkerProcess(broker_queue, tmp_path, **env).start()
+    def start(*, beat: bool = False, **env: str) -> WorkerProcess:
+        worker = WorkerProcess(broker_queue, tmp_path, beat=beat, **env).start()
         started.append(worker)
         return worker
 

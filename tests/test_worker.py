@@ -88,3 +88,34 @@ def test_worker_killed_mid_launch_makes_exactly_one_server(demo, api, workers):
     assert len(servers) == 1
     assert Instance.objects.get(pk=iid).backend_id == str(servers[0].pk)
     assert body["restricted"] is True
+
+
+def test_beat_probes_and_heals_an_appliance_on_its_own(demo, api, workers):
+    """Nobody calls a service here: the worker's beat probes the vsa, finds it dead and heals it."""
+    vsa = demo.categories["vsa"]
+    assert (vsa.health_check_port, vsa.auto_heal) == (8080, True)  # as the demo seeds it
+    worker = workers(
+        beat=True,
+        ADMINVMS_HEALTH_CHECK_INTERVAL="0.5",
+        ADMINVMS_FLEET_INTERVAL="0.5",
+        ADMINVMS_HEALTH_CHECK_RETRY="0.2",
+        ADMINVMS_POLL_INTERVAL="0.2",
+    )
+    client = api(demo.alice)
+    launched = client.post("/api/v1/instances/", {"name": "array", "category": "vsa"}, format="json")
+    assert launched.status_code == 202, launched.content
+    iid = launched.json()["id"]
+    wait_until(_settled(client, iid, "ACTIVE"), 30, "launch to ACTIVE", worker)
+    wait_until(lambda: Instance.objects.get(pk=iid).health == "healthy", 30, "first good probe", worker)
+    first_server = Instance.objects.get(pk=iid).backend_id
+    SimServer.objects.filter(pk=first_server).update(answers_probes=False)  # the appliance's process dies
+
+    def healed():
+        inst = Instance.objects.get(pk=iid)
+        return inst if inst.generation == 1 and inst.status == "ACTIVE" and not inst.task_state else None
+
+    inst = wait_until(healed, 60, "probed unhealthy and healed by the worker's beat", worker)
+    assert inst.backend_id != first_server and not SimServer.objects.filter(pk=first_server).exists()
+    assert inst.health == "healthy"
+    history = list(inst.events.values_list("event", flat=True))
+    assert history.index("health_failing") < history.index("health_unhealthy") < history.index("moved")

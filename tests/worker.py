@@ -24,8 +24,10 @@ def test_database_url() -> str:
 class WorkerProcess:
     """``celery worker`` in its own process group, consuming a queue of its own."""
 
-    def __init__(self, queue: str, log_dir: Path, **env: str):
+    def __init__(self, queue: str, log_dir: Path, *, beat: bool = False, **env: str):
         self.queue = queue
+        # With beat: the periodic tasks (reconcile, health checks, the fleet pass) too, in this process.
+        self.beat_args = ["--beat", f"--schedule={log_dir / 'celerybeat-schedule'}"] if beat else []
         self.log_path = log_dir / f"worker-{uuid.uuid4().hex[:8]}.log"
         self.env = {
             **os.environ,
@@ -47,7 +49,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "adminvms_dashboard", "worker", "--pool=prefork",
              "--concurrency=1", "--without-gossip", "--without-mingle", "--loglevel=INFO", "-Q", self.queue,
-             "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
+             "-n", f"test-{uuid.uuid4().hex[:6]}@%h", *self.beat_args],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + timeout

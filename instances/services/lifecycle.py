@@ -369,6 +369,8 @@ def instance_act(*, user, instance: Instance, operation: str, params=None) -> In
         raise NotFound(f"No such operation '{operation}'.") from None
     if not row.runs_action or row.creates:
         raise InvalidInput(f"'{operation}' is not an action on an existing instance.", field="action")
+    if row.name == ActionType.REPLACE:
+        raise InvalidInput("Servers are replaced with a new image by a rollout; start one instead.", field="action")
     require(policy.can(user, row.name, instance))
     return action_claim(instance=instance, row=row, user=user, params=row.clean_params(params))
 

@@ -92,13 +92,16 @@ def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[Serve
     with its server by the backend id it recorded, never by the instance stamp a server
     carries (a tenant may stamp a server of her own); a row that recorded none has no
     server to compare. A row whose server is missing turns ERROR; a server stamped with
-    no live row is an orphan.
+    no live row, or with one that runs on another server (one a heal or rollout replaced
+    but could not delete), is an orphan.
     """
     by_backend_id = {s.backend_id: s for s in servers}
-    drift, known = Drift(), set()
+    drift, known = Drift(), {}
     for inst in rows:
         drift.checked += 1
-        known.add(str(inst.pk))
+        # The server the row runs on; None while an action owns the row (a launch or a replacement
+        # may have made a server it has not recorded yet).
+        known[str(inst.pk)] = None if inst.task_state else inst.backend_id
         if inst.task_state or not inst.backend_id:
             continue
         info = by_backend_id.get(inst.backend_id)
@@ -108,7 +111,7 @@ def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[Serve
     drift.orphans = [
         {"backend_id": s.backend_id, "instance_id": s.instance_id, "status": s.status}
         for s in servers
-        if s.instance_id not in known
+        if s.instance_id not in known or known[s.instance_id] not in (None, s.backend_id)
     ]
     return drift
 

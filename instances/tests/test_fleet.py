@@ -345,3 +345,10 @@ def test_admins_only_heal_by_hand(fleet, demo):
     with pytest.raises(Forbidden):
         services.instance_act(user=demo.alice, instance=vsa, operation="heal")
     assert get_user_model().objects.get(username="admin").is_staff
+
+
+def test_a_server_left_behind_by_a_replacement_is_reported_as_an_orphan(fleet):
+    [vsa] = fleet.launch(1)
+    left = SimServer.objects.create(instance_uuid=vsa.pk, generation=0, name="old", kind="vm", status="ACTIVE")
+    [run] = services.instances_reconcile(backends=["sim"])
+    assert [o["backend_id"] for o in run.orphans] == [str(left.pk)]

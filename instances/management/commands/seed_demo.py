@@ -67,6 +67,10 @@ CATEGORIES = [
         "network_placement": "both",
         "gui_port": 8080,
         "gui_path": "/",
+        # The appliance's GUI answers: a probe of it is the health check; three misses, and it is healed.
+        "health_check_port": 8080,
+        "health_check_path": "/",
+        "auto_heal": True,
         "min_ram_mb": 2048,
         "max_instances": 3,
         "flavors": ["m1.small", "m1.large"],
