@@ -50,7 +50,7 @@ DOCKER = _docker_ready()
 os.environ["ADMINVMS_BACKENDS"] = "sim,docker" if DOCKER else "sim"
 os.environ["DJANGO_SETTINGS_MODULE"] = "adminvms_dashboard.settings_test"
 
-import django
+import django  # noqa: E402
 
 django.setup()
 
