@@ -119,10 +119,15 @@ class InstanceCategory(models.Model):
             errors["health_check_port"] = "Must be a TCP port between 1 and 65535."
         if self.health_check_path and not self.health_check_path.startswith("/"):
             errors["health_check_path"] = "Must start with '/'."
-        elif self.health_check_path and not self.health_check_path.isprintable():
-            errors["health_check_path"] = "Must not hold control characters."
+        elif self.health_check_path and not all(ch.isprintable() and not ch.isspace() for ch in self.health_check_path):
+            errors["health_check_path"] = "Must not hold spaces or control characters."
         if self.health_check_path and self.health_check_port is None:
             errors["health_check_port"] = "A health check needs its port."
+        elif self.health_check_port is not None and self.network_placement == NetworkPlacement.PROJECT:
+            errors["health_check_port"] = (
+                "The worker probes the management network: the category's network placement must be "
+                "'management' or 'both'."
+            )
         if not 1 <= (self.health_check_threshold or 0) <= 100:
             errors["health_check_threshold"] = "Must be between 1 and 100 failed probes."
         if self.spare_pool_size:

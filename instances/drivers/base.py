@@ -108,23 +108,20 @@ class ProbeTarget:
 
     @property
     def address(self) -> str:
-        """The management address, else the first project address: the worker's way to the server."""
-        for kind in ("management", "project"):
-            if self.addresses.get(kind):
-                return self.addresses[kind][0]
-        return ""
+        """The management address: the worker's way to the server (never a tenant's network)."""
+        return (self.addresses.get("management") or [""])[0]
 
 
 def http_probe(target: ProbeTarget) -> str:
     """GET the target; an empty string when it answers 2xx or 3xx, else why not."""
     if not target.address:
-        return "The server has no address to probe."
+        return "The server has no management address to probe."
     conn = http.client.HTTPConnection(target.address, target.port, timeout=target.timeout)
     try:
         conn.request("GET", target.path or "/", headers={"User-Agent": "adminvms-health-check"})
         response = conn.getresponse()
         response.read(65536)
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         return f"GET {target.path or '/'} on port {target.port}: {exc or type(exc).__name__}"
     finally:
         conn.close()

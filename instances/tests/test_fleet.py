@@ -352,3 +352,14 @@ def test_a_server_left_behind_by_a_replacement_is_reported_as_an_orphan(fleet):
     left = SimServer.objects.create(instance_uuid=vsa.pk, generation=0, name="old", kind="vm", status="ACTIVE")
     [run] = services.instances_reconcile(backends=["sim"])
     assert [o["backend_id"] for o in run.orphans] == [str(left.pk)]
+
+
+def test_a_health_check_probes_the_management_network_only(demo):
+    standard = demo.categories["standard"]  # placed on project networks
+    standard.health_check_port, standard.health_check_path = 80, "/"
+    with pytest.raises(Exception, match="probes the management network"):
+        standard.full_clean()
+    vsa = demo.categories["vsa"]
+    vsa.health_check_path = "/health check"
+    with pytest.raises(Exception, match="spaces"):
+        vsa.full_clean()
