@@ -86,6 +86,7 @@ def category_for(backend: str):
         health_check_port=8080,
         health_check_path="/",
         health_check_threshold=1,
+        health_check_grace=0,
         auto_heal=True,
         default_flavor=vsa.default_flavor,
         default_image=image,

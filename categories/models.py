@@ -79,6 +79,9 @@ class InstanceCategory(models.Model):
     health_check_threshold = models.PositiveIntegerField(
         default=3, help_text="Consecutive failed probes after which an instance is unhealthy."
     )
+    health_check_grace = models.PositiveIntegerField(
+        default=60, help_text="Seconds after a server boots before a failed probe counts (the appliance starts)."
+    )
     auto_heal = models.BooleanField(default=False)
     extra_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -128,6 +131,8 @@ class InstanceCategory(models.Model):
                 "The worker probes the management network: the category's network placement must be "
                 "'management' or 'both'."
             )
+        if (self.health_check_grace or 0) > 3600:
+            errors["health_check_grace"] = "At most 3600 seconds."
         if not 1 <= (self.health_check_threshold or 0) <= 100:
             errors["health_check_threshold"] = "Must be between 1 and 100 failed probes."
         if self.spare_pool_size:

@@ -31,7 +31,7 @@ CATEGORY_FIELDS = frozenset(
         "user_operations", "network_placement", "default_flavor", "min_vcpus", "min_ram_mb",
         "min_disk_gb", "default_image", "image_tag", "backend", "availability_zone", "anti_affinity",
         "gui_port", "gui_path", "max_instances", "spare_pool_size", "health_check_port",
-        "health_check_path", "health_check_threshold", "auto_heal", "extra_metadata",
+        "health_check_path", "health_check_threshold", "health_check_grace", "auto_heal", "extra_metadata",
     }
 )  # fmt: skip
 

@@ -94,6 +94,8 @@ def test_beat_probes_and_heals_an_appliance_on_its_own(demo, api, workers):
     """Nobody calls a service here: the worker's beat probes the vsa, finds it dead and heals it."""
     vsa = demo.categories["vsa"]
     assert (vsa.health_check_port, vsa.auto_heal) == (8080, True)  # as the demo seeds it
+    vsa.health_check_grace = 0  # the simulated appliance answers as soon as it boots
+    vsa.save()
     worker = workers(
         beat=True,
         ADMINVMS_HEALTH_CHECK_INTERVAL="0.5",

@@ -52,7 +52,8 @@ class CategorySerializer(AdminFieldsMixin, serializers.ModelSerializer):
             "user_operations", "network_placement", "default_flavor", "allowed_flavors", "min_vcpus",
             "min_ram_mb", "min_disk_gb", "default_image", "image_tag", "backend", "availability_zone",
             "anti_affinity", "gui_port", "gui_path", "max_instances", "spare_pool_size", "health_check_port",
-            "health_check_path", "health_check_threshold", "auto_heal", "extra_metadata", "created_at", "updated_at",
+            "health_check_path", "health_check_threshold", "health_check_grace", "auto_heal", "extra_metadata",
+            "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["is_builtin", "created_at", "updated_at"]
         member_fields = CATEGORY_MEMBER_FIELDS

@@ -16,4 +16,12 @@ class Migration(migrations.Migration):
                 default=3, help_text="Consecutive failed probes after which an instance is unhealthy."
             ),
         ),
+        migrations.AddField(
+            model_name="instancecategory",
+            name="health_check_grace",
+            field=models.PositiveIntegerField(
+                default=60,
+                help_text="Seconds after a server boots before a failed probe counts (the appliance starts).",
+            ),
+        ),
     ]

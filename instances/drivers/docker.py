@@ -4,6 +4,10 @@ The only module that imports ``docker``. Every container carries our labels
 (``adminvms=1``, the instance UUID, its category and project) and the name
 ``adminvms-<instance UUID>``: a retried create finds the container made before,
 and two concurrent creates cannot both succeed (container names are unique).
+A replacement (heal, rollout) is the instance's next generation: the container
+``adminvms-<instance UUID>-<generation>`` with the label ``adminvms.generation``
+(absent on generation 0), made beside the old one, which the service deletes
+once the instance has moved.
 
 Networks: one bridge network per project (``adminvms-project-<slug>``) and one
 ``adminvms-management``, made on demand; ``network_placement`` decides which
@@ -12,6 +16,22 @@ projects do not see each other. The category's GUI port is published on
 ``ADMINVMS["DOCKER_PUBLISH_HOST"]`` (default 127.0.0.1) on an ephemeral host
 port, recorded as the management endpoint; the engine picks a new host port
 whenever the container starts again, so every action reports the current one.
+
+Spares wait on the management network only; ``assign`` hands one to a launch
+by connecting it to the project's network. Docker cannot change a container's
+labels or (usefully) its host name, so a spare keeps those it was made with
+(its instance UUID is the launched instance's, so it is still found): the
+database row holds the instance's name and project.
+
+Health probes GET the health-check port on the container's management address.
+With a local engine (a Unix socket, or a TCP URL on loopback) the host reaches
+it: the bridge networks made here are not ``--internal``, and the host is
+their gateway. A remote engine's container addresses are out of reach, so
+there the probe goes where the GUI proxy goes: to the port the engine
+published on the Docker host (on ``DOCKER_PUBLISH_HOST``, which must then be
+an address of that host the workers reach, or 0.0.0.0). Only the GUI port is
+published, so a health-check port other than the GUI port cannot be probed on
+a remote engine: the probe fails and says so.
 
 Calls are short: stop and restart wait at most ``DOCKER_STOP_TIMEOUT`` seconds
 before the engine kills the process; containers run with an init process
@@ -41,6 +61,7 @@ from .base import (
     ComputeDriver,
     DriverError,
     ForeignServer,
+    ProbeTarget,
     ServerInfo,
     ServerNotFound,
     ServerSpec,
@@ -54,6 +75,7 @@ LABEL_CATEGORY = f"{STAMP_TAG}.category"
 LABEL_PROJECT = f"{STAMP_TAG}.project"
 LABEL_NAME = f"{STAMP_TAG}.name"
 LABEL_MANAGED = f"{STAMP_TAG}.managed"
+LABEL_GENERATION = f"{STAMP_TAG}.generation"  # the instance's server number; absent on generation 0
 LABEL_NETWORK = f"{STAMP_TAG}.network"  # on networks: "project" or "management"
 MANAGEMENT_NETWORK = f"{STAMP_TAG}-management"
 PROJECT_NETWORK_PREFIX = f"{STAMP_TAG}-project-"
@@ -76,8 +98,17 @@ def _conf(key: str, default):
     return settings.ADMINVMS.get(key, default)
 
 
-def container_name(instance_id: str) -> str:
-    return f"{STAMP_TAG}-{instance_id}"
+def container_name(instance_id: str, generation: int = 0) -> str:
+    return f"{STAMP_TAG}-{instance_id}-{generation}" if generation else f"{STAMP_TAG}-{instance_id}"
+
+
+def _generation(summary: dict) -> int:
+    """The generation a container (list summary or inspect form) was made for."""
+    labels = summary.get("Labels") or (summary.get("Config") or {}).get("Labels") or {}
+    try:
+        return int(labels.get(LABEL_GENERATION) or 0)
+    except ValueError:
+        return -1  # not a number we wrote: no generation of ours
 
 
 def project_network(project: str) -> str:
@@ -94,6 +125,14 @@ def _network_kind(name: str) -> str:
 
 def _engine() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _engine_is_remote() -> bool:
+    """Whether the engine runs on another host, whose container addresses this host cannot reach."""
+    url = urlsplit(_engine())
+    return url.scheme in ("tcp", "ssh", "http", "https") and (url.hostname or "") not in (
+        "localhost", "127.0.0.1", "::1",
+    )  # fmt: skip
 
 
 @contextmanager
@@ -316,11 +355,18 @@ class DockerDriver(ComputeDriver):
 
     def _converge(self, summary: dict, networks: dict[str, str]) -> ServerInfo:
         """Finish what an earlier create began: join missing networks, start a container never started."""
-        api, cid = self._api(), summary["Id"]
-        state = summary.get("State", "")
+        cid, state = summary["Id"], summary.get("State", "")
         if state in ("removing", "dead"):
             return self._info(summary)
-        joined = {n.get("NetworkID") for n in ((summary.get("NetworkSettings") or {}).get("Networks") or {}).values()}
+        self._join(summary, networks)
+        if state == "created":
+            self._start_new(cid, networks)
+        return self._inspect(cid)
+
+    def _join(self, container: dict, networks: dict[str, str]) -> None:
+        """Connect the container (list summary or inspect form) to those of ``networks`` it is not on."""
+        api, cid = self._api(), container["Id"]
+        joined = {n.get("NetworkID") for n in ((container.get("NetworkSettings") or {}).get("Networks") or {}).values()}
         for name, network_id in networks.items():
             if network_id not in joined:
                 try:
@@ -329,9 +375,11 @@ class DockerDriver(ComputeDriver):
                 except DriverError as exc:
                     if "already exists" not in str(exc):  # a racing delivery connected it first
                         raise
-        if state == "created":
-            self._start_new(cid, networks)
-        return self._inspect(cid)
+
+    def _made_for(self, instance_id: str, generation: int) -> list[dict]:
+        """The containers (list summaries) made for this instance and generation: none, or one."""
+        found = self._summaries(**{LABEL_INSTANCE: instance_id})
+        return [summary for summary in found if _generation(summary) == generation]
 
     def _start_new(self, cid: str, networks: dict[str, str]) -> None:
         """Start a container never started yet.
@@ -375,9 +423,8 @@ class DockerDriver(ComputeDriver):
 
     # --- the interface ---------------------------------------------------------
 
-    def find(self, instance_id: str) -> ServerInfo | None:
-        found = self._summaries(**{LABEL_INSTANCE: instance_id})
-        live = [s for s in found if s.get("State") != "removing"]
+    def find(self, instance_id: str, generation: int = 0) -> ServerInfo | None:
+        live = [s for s in self._made_for(instance_id, generation) if s.get("State") != "removing"]
         return self._info(live[0]) if live else None
 
     def create(self, spec: ServerSpec) -> ServerInfo:
@@ -411,7 +458,7 @@ class DockerDriver(ComputeDriver):
         if refusal := self.image_refusal(spec.image):
             raise DriverError(refusal)
         networks = self._networks(spec)
-        if existing := self._summaries(**{LABEL_INSTANCE: spec.instance_id}):
+        if existing := self._made_for(spec.instance_id, spec.generation):
             return self._converge(existing[0], networks)
 
         api = self._api()
@@ -425,6 +472,8 @@ class DockerDriver(ComputeDriver):
             LABEL_MANAGED: "1" if spec.managed else "0",
             **{f"{STAMP_TAG}.meta.{key}": value for key, value in spec.metadata.items()},
         }
+        if spec.generation:
+            labels[LABEL_GENERATION] = str(spec.generation)
         ports = None
         if spec.gui_port:
             labels[f"{STAMP_TAG}.gui-port"] = str(spec.gui_port)
@@ -440,7 +489,7 @@ class DockerDriver(ComputeDriver):
             with _translated(f"create a container from image '{spec.image}'"):
                 created = api.create_container(
                     spec.image,
-                    name=container_name(spec.instance_id),
+                    name=container_name(spec.instance_id, spec.generation),
                     hostname=(slugify(spec.name)[:63].strip("-") or None),
                     labels=labels,
                     ports=list(ports or ()),
@@ -455,10 +504,13 @@ class DockerDriver(ComputeDriver):
                 ) from exc
             raise
         except DriverError as exc:
-            # 409, the name is taken: a concurrent delivery of this launch made it first.
-            if _refused_with(exc, 409) and (existing := self._summaries(**{LABEL_INSTANCE: spec.instance_id})):
+            if not _refused_with(exc, 409):
+                raise
+            # 409, the name is taken: a concurrent delivery of this create made it first. The engine
+            # reserves the name before it lists the container, so the container may not show yet.
+            if existing := self._made_for(spec.instance_id, spec.generation):
                 return self._converge(existing[0], networks)
-            raise
+            raise BackendUnavailable(f"{exc} (a concurrent create is making it; try again)") from exc
         just_made = {
             "Id": created["Id"],
             "State": "created",
@@ -498,6 +550,49 @@ class DockerDriver(ComputeDriver):
             if _refused_with(exc, 409) and "in progress" in str(exc):
                 return  # someone is removing it already; get() reports DELETING until it is gone
             raise
+
+    def assign(self, backend_id: str, spec: ServerSpec) -> ServerInfo:
+        """Hand a spare to ``spec``'s launch: connect it to the project's network (made on demand) when
+        ``spec.network_placement`` is "project" or "both"; it stays on the management network.
+
+        Docker fixes a container's labels (and its host name) when it is made: the spare keeps the name,
+        project and metadata labels of the pool, and the database row holds the instance's. Its instance
+        label is the launched instance's already (a spare becomes the instance it was made as), so
+        ``find`` and reconcile still know it. Doing it twice changes nothing."""
+        api = self._api()
+        with _translated(f"inspect container {backend_id[:12]}"):
+            attrs = api.inspect_container(backend_id)
+        owner = ((attrs.get("Config") or {}).get("Labels") or {}).get(LABEL_INSTANCE, "")
+        if owner and owner != spec.instance_id:
+            raise DriverError(f"Container {backend_id[:12]} belongs to another instance.")
+        if spec.network_placement in ("project", "both"):
+            self._join(attrs, self._networks(spec))
+        return self._inspect(backend_id)
+
+    def probe_many(self, targets: list[ProbeTarget], *, parallel: int) -> dict[str, str]:
+        """Local engine: the default probes of the container addresses. Remote engine: through the ports the
+        engine published on its host (one list call for all), as the module's docstring explains."""
+        if not targets or not _engine_is_remote():
+            return super().probe_many(targets, parallel=parallel)
+        published: dict[tuple[str, int], tuple[str, int]] = {}  # (container, its port) → (host, host port)
+        for summary in self._summaries():
+            for port in summary.get("Ports") or []:
+                if port.get("PublicPort") and port.get("Type", "tcp") == "tcp":
+                    where = (self._endpoint_host(port.get("IP", "")), int(port["PublicPort"]))
+                    published.setdefault((summary["Id"], int(port["PrivatePort"])), where)
+        results, reachable = {}, []
+        for target in targets:
+            if where := published.get((target.backend_id, target.port)):
+                host, port = where
+                reachable.append(
+                    ProbeTarget(target.backend_id, {"management": [host]}, port, target.path, target.timeout)
+                )
+            else:
+                results[target.backend_id] = (
+                    f"Port {target.port} is not published on the remote Docker host {_engine()} (the container is "
+                    "not running, or the health-check port is not the GUI port): it cannot be probed from here."
+                )
+        return {**results, **super().probe_many(reachable, parallel=parallel)}
 
     def list_servers(self) -> list[ServerInfo]:
         # One call, whatever the number of containers: the list summary, never an inspect each. Every

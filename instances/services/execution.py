@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -270,6 +270,7 @@ def _locked(row: operations.Operation, action: InstanceAction, instance: Instanc
 # The action parameters of a replacement: the new server's backend id, the failed probes of it so far.
 NEW_SERVER = "new_server"
 PROBE_FAILURES = "probe_failures"
+ACTIVE_AT = "active_at"
 
 
 def probe_target(instance: Instance, addresses: dict, backend_id: str) -> ProbeTarget:
@@ -325,6 +326,8 @@ def _replace_step(row: operations.Operation, action: InstanceAction, instance: I
         error = driver.probe_many([probe_target(instance, info.addresses, info.backend_id)], parallel=1).get(
             info.backend_id, "no answer"
         )
+        if error and _in_grace(action, params):
+            return float(conf("HEALTH_CHECK_RETRY"))  # the appliance may still be starting
         if error:
             failures = int(params.get(PROBE_FAILURES, 0)) + 1
             params[PROBE_FAILURES] = failures
@@ -336,6 +339,17 @@ def _replace_step(row: operations.Operation, action: InstanceAction, instance: I
     _move(action, instance, info, image=image, generation=generation)
     instance.refresh_from_db()
     return _old_server_deleted(action, instance, driver)
+
+
+def _in_grace(action: InstanceAction, params: dict) -> bool:
+    """Whether the replacement booted less than the category's ``health_check_grace`` ago (counted from the
+    step that first saw it ACTIVE, recorded in the action)."""
+    now = timezone.now()
+    if ACTIVE_AT not in params:
+        params[ACTIVE_AT] = now.isoformat()
+        InstanceAction.objects.filter(pk=action.pk).update(params=params)
+    since = datetime.fromisoformat(params[ACTIVE_AT])
+    return (now - since).total_seconds() < action.instance.category.health_check_grace
 
 
 def _move(action: InstanceAction, instance: Instance, info: ServerInfo, *, image, generation: int) -> None:

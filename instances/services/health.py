@@ -98,18 +98,21 @@ def health_record(rows: list[Instance], results: dict[str, str]) -> HealthReport
 
 def health_check(*, backends: list[str] | None = None) -> HealthReport:
     """Probe every ACTIVE instance of a category with a health check, and record the verdicts."""
-    total = HealthReport()
+    total, now = HealthReport(), timezone.now()
     parallel = int(conf("HEALTH_CHECK_PARALLEL"))
     for backend in backends or enabled_backends():
-        rows = list(
-            Instance.objects.filter(
+        rows = [
+            inst
+            for inst in Instance.objects.filter(
                 backend=backend, status=Status.ACTIVE, task_state="", category__health_check_port__isnull=False
             )
             .exclude(backend_id="")
             .select_related("category")
-            .only(*_FIELDS, "category__health_check_port", "category__health_check_path",
-                  "category__health_check_threshold")
-        )  # fmt: skip
+            .only(*_FIELDS, "launched_at", "category__health_check_port", "category__health_check_path",
+                  "category__health_check_threshold", "category__health_check_grace")
+            # An appliance that booted within its category's grace may still be starting: not probed yet.
+            if not inst.launched_at or (now - inst.launched_at).total_seconds() >= inst.category.health_check_grace
+        ]  # fmt: skip
         driver = get_driver(backend)
         for start in range(0, len(rows), _BATCH):
             batch = rows[start : start + _BATCH]

@@ -256,6 +256,14 @@ _SPARE_FIELDS = (
 )  # fmt: skip
 
 
+def _next_generation(instance: Instance) -> int:
+    """A generation no server of the instance was made for: one past the instance's and past every
+    earlier replacement's (a failed one that could not be deleted must never be taken for a new one)."""
+    replacing = [op.name for op in operations.ACTIONS if op.replaces]
+    earlier = instance.actions.filter(action__in=replacing).values_list("params__generation", flat=True)
+    return 1 + max([instance.generation, *(int(g) for g in earlier if g is not None)])
+
+
 def spare_take(wanted: Instance) -> Instance | None:
     """Turn a ready spare that fits ``wanted`` (an unsaved launch) into it, or ``None`` when none fits.
 
@@ -389,5 +397,5 @@ def action_claim(*, instance: Instance, row: operations.Operation, user, params:
     for key, value in changes.items():
         setattr(instance, key, value)
     if row.replaces:
-        params = {**params, "generation": instance.generation + 1}
+        params = {**params, "generation": _next_generation(instance)}
     return action_open(instance=instance, user=user, action=row.name, params=params, **extra)

@@ -16,16 +16,19 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import docker
 import docker.errors
 import pytest
 
+from instances.drivers import docker as docker_driver
 from instances.drivers.base import (
     BackendUnavailable,
     DriverError,
     FlavorSpec,
+    ProbeTarget,
     ServerNotFound,
     ServerSpec,
     ServerStatus,
@@ -164,12 +167,15 @@ def test_full_lifecycle(driver, spec, engine):
     assert driver.find(info.instance_id) is None
 
 
-def test_stop_is_quick_for_a_process_that_ignores_sigterm(driver, spec):
-    # `sleep` as PID 1 ignores SIGTERM; the init the driver adds forwards it.
+def test_stop_is_quick_for_a_process_that_ignores_sigterm(driver, spec, engine, settings):
+    # `sleep` as PID 1 ignores SIGTERM; the init the driver adds forwards it. The exit code says
+    # which signal ended it (SIGTERM, not the SIGKILL of the timeout), whatever the machine's load.
+    settings.ADMINVMS = {**settings.ADMINVMS, "DOCKER_STOP_TIMEOUT": 30}
     info = _create(driver, spec())
     started = time.perf_counter()
     driver.stop(info.backend_id)
-    assert time.perf_counter() - started < 3
+    assert time.perf_counter() - started < 30
+    assert engine.api.inspect_container(info.backend_id)["State"]["ExitCode"] == 128 + 15
     assert driver.get(info.backend_id).fault == ""  # ended by our stop: no fault
 
 
@@ -316,6 +322,125 @@ def test_concurrent_first_launches_in_a_project_share_one_network(spec, engine, 
     [network] = engine.networks.list(names=[project_network(project)])
     network.reload()
     assert {c.id for c in network.containers} == {info.backend_id for info in results}
+
+
+# --- generations, spares and probes (heal, rollout, spare pools) --------------------------------
+
+
+def _by_instance(engine, instance_id: str) -> dict[str, str]:
+    """Container name → id of every container labelled with this instance."""
+    found = engine.containers.list(all=True, filters={"label": f"adminvms.instance={instance_id}"})
+    return {c.name: c.id for c in found}
+
+
+def test_each_generation_is_a_container_of_its_own(driver, spec, engine):
+    first = spec()
+    replacement = replace(first, generation=1)
+    old, new = _create(driver, first), _create(driver, replacement)
+    assert old.backend_id != new.backend_id
+    assert _by_instance(engine, first.instance_id) == {
+        container_name(first.instance_id): old.backend_id,
+        f"adminvms-{first.instance_id}-1": new.backend_id,
+    }
+    assert "adminvms.generation" not in engine.containers.get(old.backend_id).labels
+    assert engine.containers.get(new.backend_id).labels["adminvms.generation"] == "1"
+    assert {old.instance_id, new.instance_id} == {first.instance_id}
+    # Idempotent per generation: a retried create finds its own generation's container.
+    assert driver.create(replacement).backend_id == new.backend_id
+    assert driver.create(first).backend_id == old.backend_id
+    assert driver.find(first.instance_id).backend_id == old.backend_id
+    assert driver.find(first.instance_id, 1).backend_id == new.backend_id
+    assert driver.find(first.instance_id, 2) is None
+    # The heal's last step: the old one goes, the new one stays.
+    driver.delete(old.backend_id)
+    assert driver.find(first.instance_id) is None
+    assert driver.find(first.instance_id, 1).status == ServerStatus.ACTIVE
+
+
+def test_concurrent_creates_of_a_replacement_make_one_container_beside_the_old_one(driver, spec, engine):
+    first = spec(network_placement="both")
+    old = _create(driver, first)
+    replacement = replace(first, generation=1)
+    # Three deliveries race: one makes it, the others meet its name (409) and must find it, never the old one.
+    results, errors = _concurrently(3, lambda n: _create_retrying(replacement).backend_id)
+    assert errors == []
+    assert len(set(results)) == 1 and results[0] != old.backend_id
+    assert set(_by_instance(engine, first.instance_id).values()) == {old.backend_id, results[0]}
+
+
+def test_assign_puts_a_spare_on_the_project_network(driver, spec, engine, project):
+    spare = spec(network_placement="management", name="spare-x", image=APPLIANCE, gui_port=8080)
+    made = _create(driver, spare)
+    assert set(made.addresses) == {"management"}
+    launch = replace(spare, name="edge", network_placement="both")
+    assigned = driver.assign(made.backend_id, launch)
+    assert assigned.backend_id == made.backend_id and assigned.status == ServerStatus.ACTIVE
+    assert set(assigned.addresses) == {"project", "management"}
+    assert assigned.addresses["management"] == made.addresses["management"]
+    joined = engine.api.inspect_container(made.backend_id)["NetworkSettings"]["Networks"]
+    assert set(joined) == {project_network(project), MANAGEMENT_NETWORK}
+    assert driver.assign(made.backend_id, launch) == driver.get(made.backend_id)  # twice: nothing changes
+    # Labels are fixed at creation: the spare's stay (the row holds the instance's name).
+    assert engine.containers.get(made.backend_id).labels["adminvms.name"] == "spare-x"
+    # A management-only launch needs no project network.
+    other = _create(driver, spec(network_placement="management"))
+    assert set(
+        driver.assign(other.backend_id, spec(instance_id=other.instance_id, network_placement="management")).addresses
+    ) == {"management"}
+    with pytest.raises(DriverError, match="another instance"):
+        driver.assign(made.backend_id, spec(network_placement="both"))
+    with pytest.raises(ServerNotFound):
+        driver.assign("0" * 64, launch)
+
+
+def test_the_management_network_is_not_internal_and_probes_reach_the_appliance(driver, spec, engine):
+    info = _create(driver, spec(image=APPLIANCE, gui_port=8080, network_placement="both"))
+    assert engine.networks.get(MANAGEMENT_NETWORK).attrs["Internal"] is False
+    _get_page(info.management_endpoint)  # its httpd listens
+
+    def target(port: int, path: str = "/", addresses=None) -> ProbeTarget:
+        return ProbeTarget(info.backend_id, addresses or info.addresses, port, path, timeout=2)
+
+    assert driver.probe_many([target(8080)], parallel=2) == {info.backend_id: ""}
+    # The management address is the one probed, never the tenant's network.
+    tenant_only = target(8080, addresses={"project": info.addresses["project"]})
+    assert "no management address" in driver.probe_many([tenant_only], parallel=1)[info.backend_id]
+    [refused] = driver.probe_many([target(8081)], parallel=1).values()
+    assert "port 8081" in refused and "refused" in refused
+    [missing] = driver.probe_many([target(8080, "/no/such/page")], parallel=1).values()
+    assert "answered 404" in missing
+
+
+def test_a_remote_engine_is_probed_through_the_published_gui_port(driver, spec, monkeypatch):
+    info = _create(driver, spec(image=APPLIANCE, gui_port=8080, network_placement="both"))
+    quiet = _create(driver, spec())  # no GUI port: nothing published
+    _get_page(info.management_endpoint)
+    monkeypatch.setattr(docker_driver, "_engine_is_remote", lambda: True)
+    unreachable = {"management": ["192.0.2.1"]}  # TEST-NET-1: the container addresses are out of reach
+    results = driver.probe_many(
+        [
+            ProbeTarget(info.backend_id, unreachable, 8080, "/", timeout=2),
+            ProbeTarget(quiet.backend_id, unreachable, 8080, "/", timeout=2),
+        ],
+        parallel=2,
+    )
+    assert results[info.backend_id] == ""
+    assert "Port 8080 is not published on the remote Docker host" in results[quiet.backend_id]
+
+
+@pytest.mark.parametrize(
+    ("docker_host", "remote"),
+    [
+        ("", False),
+        ("unix:///var/run/docker.sock", False),
+        ("tcp://127.0.0.1:2375", False),
+        ("tcp://docker.example.net:2376", True),
+        ("ssh://ops@docker.example.net", True),
+    ],
+)
+def test_which_engines_are_remote(monkeypatch, docker_host, remote):
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    assert docker_driver._engine_is_remote() is remote
 
 
 def test_gui_port_published_on_loopback_serves_the_page(driver, spec, engine):

@@ -7,8 +7,11 @@ accident would (a killed process, a deleted server).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from categories.models import InstanceCategory
 from instances import services
@@ -29,6 +32,7 @@ def fleet(demo, run_tasks, settings):
     vsa = demo.categories["vsa"]
     vsa.backend, vsa.health_check_port, vsa.health_check_path = "sim", 8080, "/health"
     vsa.health_check_threshold, vsa.auto_heal, vsa.max_instances = 2, True, None
+    vsa.health_check_grace = 0
     vsa.save()
 
     class Fleet:
@@ -186,7 +190,7 @@ def test_a_failed_heal_leaves_the_instance_as_it_was_and_is_not_retried_automati
     # An admin heals it by hand.
     with fleet.tasks():
         services.instance_act(user=fleet.admin, instance=inst, operation="heal")
-    assert _fresh(vsa).generation == 1
+    assert _fresh(vsa).generation == 2  # generation 1 was the failed replacement's
 
 
 # --- spare pools ----------------------------------------------------------------------------
@@ -363,3 +367,37 @@ def test_a_health_check_probes_the_management_network_only(demo):
     vsa.health_check_path = "/health check"
     with pytest.raises(Exception, match="spaces"):
         vsa.full_clean()
+
+
+def test_failed_probes_count_only_after_the_grace(fleet, settings):
+    fleet.category.health_check_grace = 3600
+    fleet.category.save()
+    [vsa] = fleet.launch(1)
+    fleet.kill(vsa)
+    assert services.health_check().probed == 0  # booted just now: still starting
+    Instance.objects.filter(pk=vsa.pk).update(launched_at=timezone.now() - timedelta(hours=2))
+    assert services.health_check().failing == 1
+    # A replacement that does not answer yet is probed again, not failed, within the grace.
+    sick = ImageFactory(name="fail-health", kind="vm")
+    services.rollout_start(user=fleet.admin, category=fleet.category, image=sick)
+    services.fleet_run()  # opens the replacement; its task is not run here: the test steps it
+    replace = InstanceAction.objects.get(action="replace")
+    for _ in range(5):
+        assert services.action_step(action_id=replace.pk) is not None
+    replace.refresh_from_db()
+    assert replace.status == ActionStatus.RUNNING
+    assert "active_at" in replace.params and "probe_failures" not in replace.params
+
+
+def test_a_replacement_never_reuses_a_generation(fleet, settings):
+    [vsa, _other] = fleet.launch(2)
+    # A failed replacement of generation 1 that could not be deleted stays behind.
+    left = SimServer.objects.create(instance_uuid=vsa.pk, generation=1, name="left", kind="vm", status="ACTIVE")
+    InstanceAction.objects.create(
+        instance=vsa, action="heal", status=ActionStatus.FAILED, params={"generation": 1},
+        deadline=timezone.now(),
+    )  # fmt: skip
+    with fleet.tasks():
+        services.instance_act(user=fleet.admin, instance=_fresh(vsa), operation="heal")
+    inst = _fresh(vsa)
+    assert inst.generation == 2 and inst.backend_id != str(left.pk)
