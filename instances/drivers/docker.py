@@ -91,7 +91,7 @@ _STATUS = {
 }
 # Exit codes of a process ended by `docker stop`: SIGTERM (through the init), or SIGKILL after the timeout.
 _STOPPED_BY_SIGNAL = {0, 128 + 9, 128 + 15}
-_EXITED = re.compile(r"^Exited \((-?\d+)\)")
+_EXITED = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
 
 
 def _conf(key: str, default):
@@ -243,6 +243,10 @@ class DockerDriver(ComputeDriver):
             status, fault = S.ERROR, f"The container failed: {error}"
         elif status_word not in _STATUS:
             fault = f"The container is in an unknown state '{status_word}'."
+        elif status_word == "restarting" and exit_code:
+            # The process keeps exiting and the restart policy starts it again (a crash loop): the engine
+            # waits longer each time, so the container is mostly seen here, between two short runs.
+            status, fault = S.ERROR, f"The container keeps exiting with code {exit_code}; the engine restarts it."
         elif status_word == "exited" and exit_code is not None and exit_code not in _STOPPED_BY_SIGNAL:
             # Still STOPPED (a stop may end a process with any code); the fault says why it may have ended.
             fault = f"The container exited with code {exit_code}."

@@ -135,20 +135,27 @@ def breaker_resume(*, user, breaker: HealBreaker) -> HealBreaker:
 
 def heals_start(budgets: dict[str, int], report: FleetReport) -> None:
     """Start a heal for each unhealthy instance of an auto-heal category, oldest verdict first,
-    within the budget and where no breaker is open. One automatic try per unhealthy spell: an
-    instance whose heal failed since it turned unhealthy waits for an admin's "Heal"."""
+    within the budget and where no breaker is open. One automatic try per unhealthy spell, and one
+    automatic heal per instance per breaker window: an instance whose heal failed since it turned
+    unhealthy, or that was healed and turned unhealthy again within the window (a server that keeps
+    breaking, whatever it runs on), waits for an admin's "Heal"."""
     heal = operations.get(ActionType.HEAL)
     paused = set(open_breakers().values_list("scope", "key"))
+    window_start = timezone.now() - timedelta(seconds=float(conf("HEAL_BREAKER_WINDOW")))
     failed_heal = InstanceAction.objects.filter(
         instance=OuterRef("pk"), action=ActionType.HEAL, status=ActionStatus.FAILED,
         created_at__gte=OuterRef("health_since"),
     )  # fmt: skip
+    recent_auto_heal = InstanceAction.objects.filter(
+        instance=OuterRef("pk"), action=ActionType.HEAL, requested_by__isnull=True, created_at__gte=window_start
+    )
     candidates = (
         Instance.objects.filter(
             category__auto_heal=True, is_spare=False, health=Health.UNHEALTHY, task_state="",
             status__in=heal.start_from,
         )
         .exclude(Exists(failed_heal))
+        .exclude(Exists(recent_auto_heal))
         .select_related("category")
         .order_by("health_since")
     )  # fmt: skip

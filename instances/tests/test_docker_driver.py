@@ -514,6 +514,28 @@ def test_a_crashing_container_reports_its_exit_code(driver, spec, engine, projec
     assert {s.backend_id: s for s in driver.list_servers()}[container.id].fault == info.fault
 
 
+def test_a_crash_looping_container_is_error(driver, engine, project):
+    # Its process exits at once; the restart policy starts it again and again, each time later.
+    labels = {"adminvms": "1", "adminvms.instance": str(uuid.uuid4()), "adminvms.project": project}
+    container = engine.containers.run(
+        BUSYBOX, ["sh", "-c", "exit 4"], detach=True, labels=labels, restart_policy={"Name": "unless-stopped"}
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and engine.api.inspect_container(container.id)["RestartCount"] < 2:
+        time.sleep(0.1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and engine.api.inspect_container(container.id)["State"]["Status"] != "restarting":
+        time.sleep(0.05)
+    info = driver.get(container.id)
+    assert info.status == ServerStatus.ERROR
+    assert info.fault == "The container keeps exiting with code 4; the engine restarts it."
+    # The list summary says so too ("Restarting (4) …"), whenever it catches it between two runs.
+    deadline, listed = time.monotonic() + 20, None
+    while time.monotonic() < deadline and (listed is None or listed.status != ServerStatus.ERROR):
+        listed = {s.backend_id: s for s in driver.list_servers()}[container.id]
+    assert (listed.status, listed.fault) == (ServerStatus.ERROR, info.fault)
+
+
 def test_a_container_the_engine_cannot_start_is_error(driver, engine, project):
     labels = {"adminvms": "1", "adminvms.instance": str(uuid.uuid4()), "adminvms.project": project}
     container = engine.containers.create(BUSYBOX, ["/no/such/program"], labels=labels)

@@ -401,3 +401,14 @@ def test_a_replacement_never_reuses_a_generation(fleet, settings):
         services.instance_act(user=fleet.admin, instance=_fresh(vsa), operation="heal")
     inst = _fresh(vsa)
     assert inst.generation == 2 and inst.backend_id != str(left.pk)
+
+
+def test_an_instance_that_breaks_again_within_the_window_waits_for_an_admin(fleet):
+    [vsa, _other] = fleet.launch(2)
+    fleet.kill(vsa)
+    fleet.tick()
+    assert fleet.tick().heals == 1
+    fleet.kill(_fresh(vsa))  # its new server breaks too
+    fleet.tick()
+    assert fleet.tick().heals == 0
+    assert _fresh(vsa).health == Health.UNHEALTHY and _fresh(vsa).generation == 1
