@@ -248,6 +248,11 @@ class ComputeDriver(abc.ABC):
         """Project name → backend project id (e.g. Keystone's)."""
         return {}
 
+    def release(self, spec: ServerSpec) -> None:
+        """Free what the backend kept of an instance whose server is gone (ports made for it); a no-op where
+        nothing outlives a server."""
+        return None
+
     def lock(self, backend_id: str, *, reason: str) -> None:
         """Lock the server so that only admins (we) may act on it; a no-op where the backend has no locks."""
         return None

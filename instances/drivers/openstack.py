@@ -11,7 +11,23 @@ Where servers live (DESIGN.md §6):
 Every server carries the tags ``adminvms`` and ``adminvms-instance:<uuid>``
 (Nova filters tags server-side), so a retried create finds the server an
 earlier try made, and reconcile lists ours in one paginated call. Ports carry
-the same tags.
+the same tags. A replacement (heal, rollout) is the instance's next server
+generation and carries ``adminvms-generation:<n>`` too (none for the first,
+generation 0): a create is idempotent per instance and generation, so a heal
+makes a second server instead of finding the old one. It takes no port the old
+server holds; it reuses a port of ours for the instance that no server holds
+(Nova keeps the ports it did not make when a server is deleted behind our back,
+so the management address survives a heal of a vanished server) and makes the
+others.
+
+Hard anti-affinity reaches beyond the category's server group: a spare handed
+to a project (``assign``) stays in the pool's group (Nova moves no server
+between groups), so a create passes Nova's ``different_host`` scheduler hint
+with the servers the services name (``ServerSpec.different_host``) besides the
+``group`` hint. Nova honours that hint only with ``DifferentHostFilter`` in
+``[filter_scheduler] enabled_filters`` (not among Nova's defaults): a cloud
+with spare pools for hard anti-affinity categories needs it enabled, or those
+launches may share a host with the project's spares.
 
 What a tenant controls never decides what the provider's servers run or reach
 (DESIGN.md rule 9): a project's network is looked up inside that project's own
@@ -69,6 +85,7 @@ log = logging.getLogger(__name__)
 
 COMPUTE_MICROVERSION = "2.73"
 GUI_PORT_KEY = "adminvms_gui_port"
+GENERATION_TAG_PREFIX = "adminvms-generation:"
 
 _STATUS = {
     "BUILD": ServerStatus.BUILDING,
@@ -141,6 +158,38 @@ def _conf() -> dict:
 
 def _instance_tag(instance_id: str) -> str:
     return f"{INSTANCE_TAG_PREFIX}{instance_id}"
+
+
+def _tagged_instance(tags: Iterable[str] | None) -> str:
+    """The instance UUID a server's tags name, or an empty string."""
+    return next((t[len(INSTANCE_TAG_PREFIX) :] for t in tags or () if t.startswith(INSTANCE_TAG_PREFIX)), "")
+
+
+def _server_tags(instance_id: str, generation: int) -> list[str]:
+    """The tags of the instance's server of ``generation``: the first (0) carries no generation tag."""
+    tags = [STAMP_TAG, _instance_tag(instance_id)]
+    if generation:
+        tags.append(f"{GENERATION_TAG_PREFIX}{generation}")
+    return tags
+
+
+def _generation(tags: Iterable[str] | None) -> int | None:
+    """The generation a server's tags name (0 without a generation tag); None when they name it twice
+    or not as a number, which no server of ours does."""
+    found = [t[len(GENERATION_TAG_PREFIX) :] for t in tags or () if t.startswith(GENERATION_TAG_PREFIX)]
+    if not found:
+        return 0
+    if len(found) == 1 and found[0].isdigit():
+        return int(found[0])
+    return None
+
+
+def _metadata(spec: ServerSpec) -> dict[str, str]:
+    """The metadata a server of ``spec`` carries: its stamps, and where its appliance GUI listens."""
+    metadata = {k: v[:255] for k, v in spec.metadata.items()}
+    if spec.gui_port:
+        metadata[GUI_PORT_KEY] = str(spec.gui_port)
+    return metadata
 
 
 class _Translate:
@@ -269,23 +318,35 @@ class OpenStackDriver(ComputeDriver):
             wanted.append(("management", self._management_network()))
         return wanted
 
+    def _free_ports(self, instance_id: str, owner_project_id: str) -> dict[str, object]:
+        """Network id → a port of ours for the instance that no server holds: made by a try that died
+        before its create, or left by a server deleted behind our back (Nova unbinds and keeps the
+        ports it did not make). A port a server holds is never taken: during a heal it is the old
+        server's, and Nova would refuse it anyway."""
+        free: dict[str, object] = {}
+        for port in self.conn.network.ports(tags=_instance_tag(instance_id), project_id=owner_project_id):
+            if not port.device_id and STAMP_TAG in (port.tags or []):
+                free.setdefault(port.network_id, port)
+        return free
+
+    def _new_port(self, spec: ServerSpec, network, owner_project_id: str, kind: str):
+        port = self.conn.network.create_port(
+            network_id=network.id,
+            project_id=owner_project_id,
+            name=f"adminvms-{spec.name}-{kind}",
+            description=f"adminvms instance {spec.instance_id} ({kind} network)",
+        )
+        self.conn.network.set_tags(port, [STAMP_TAG, _instance_tag(spec.instance_id)])
+        return port
+
     def _ports(self, spec: ServerSpec, owner_project_id: str) -> list[str]:
-        """One port per network, tagged with the instance, made (or found) by the service account."""
-        tag = _instance_tag(spec.instance_id)
-        existing = {p.network_id: p for p in self.conn.network.ports(tags=tag, project_id=owner_project_id)}
-        ports = []
-        for kind, network in self._networks_for(spec):
-            port = existing.get(network.id)
-            if port is None:
-                port = self.conn.network.create_port(
-                    network_id=network.id,
-                    project_id=owner_project_id,
-                    name=f"adminvms-{spec.name}-{kind}",
-                    description=f"adminvms instance {spec.instance_id} ({kind} network)",
-                )
-                self.conn.network.set_tags(port, [STAMP_TAG, tag])
-            ports.append(port.id)
-        return ports
+        """One port per network, tagged with the instance: a free one of ours (``_free_ports``), else a
+        new one made by the service account."""
+        free = self._free_ports(spec.instance_id, owner_project_id)
+        return [
+            (free.get(network.id) or self._new_port(spec, network, owner_project_id, kind)).id
+            for kind, network in self._networks_for(spec)
+        ]
 
     def _server_group(self, spec: ServerSpec, conn) -> str | None:
         if not spec.anti_affinity:
@@ -313,8 +374,7 @@ class OpenStackDriver(ComputeDriver):
         if status == ServerStatus.ACTIVE and task_state:
             # Nova answers ACTIVE while a reboot is still under way (task_state "rebooting").
             status = ServerStatus.REBOOTING
-        tags = server.tags or []
-        instance_id = next((t[len(INSTANCE_TAG_PREFIX) :] for t in tags if t.startswith(INSTANCE_TAG_PREFIX)), "")
+        instance_id = _tagged_instance(server.tags)
         # Only a server of the service project is the provider's own: a tenant can neither attach it
         # to a network nor edit its metadata. Its management address is the one of the port we made
         # on the management network, known by the network's id; names (which a tenant may give its
@@ -355,20 +415,26 @@ class OpenStackDriver(ComputeDriver):
     def _servers(self, **filters) -> Iterable:
         return self.conn.compute.servers(details=True, all_projects=True, **filters)
 
+    def _generation_servers(self, instance_id: str, generation: int, **filters) -> Iterable:
+        """The servers stamped with the instance and generation (Nova matches all the tags given; a
+        server without a generation tag is generation 0, so those of later ones are left out here)."""
+        tags = ",".join(_server_tags(instance_id, generation))
+        return (s for s in self._servers(tags=tags, **filters) if _generation(s.tags) == generation)
+
     # --- the interface -------------------------------------------------------------------
 
-    def find(self, instance_id: str) -> ServerInfo | None:
+    def find(self, instance_id: str, generation: int = 0) -> ServerInfo | None:
         with _Translate():
-            for server in self._servers(tags=_instance_tag(instance_id)):
+            for server in self._generation_servers(instance_id, generation):
                 return self._single(server)
         return None
 
     def create(self, spec: ServerSpec) -> ServerInfo:
         with _Translate():
             owner = self.conn.current_project_id if spec.managed else self._project_id(spec)
-            # The server an earlier try made, in the project it was made in: a tenant may stamp a
-            # server of her own with an instance's tag, and that never stands in for ours.
-            existing = next(iter(self._servers(tags=_instance_tag(spec.instance_id), project_id=owner)), None)
+            # The server an earlier try made, of this generation, in the project it was made in: a
+            # tenant may stamp a server of her own with an instance's tag, and that never stands in for ours.
+            existing = next(iter(self._generation_servers(spec.instance_id, spec.generation, project_id=owner)), None)
             if existing is not None:
                 return self._single(existing)
             conn = self._conn_for(spec)
@@ -377,23 +443,25 @@ class OpenStackDriver(ComputeDriver):
             flavor = self.conn.compute.find_flavor(flavor_ref, ignore_missing=True) if flavor_ref else None
             if flavor is None:
                 raise DriverError(f"Flavor '{flavor_ref}' does not exist in Nova.")
-            metadata = {k: v[:255] for k, v in spec.metadata.items()}
-            if spec.gui_port:
-                metadata[GUI_PORT_KEY] = str(spec.gui_port)
             ports = self._ports(spec, owner)
             attrs = {
                 "name": spec.name,
                 "image_id": image.id,
                 "flavor_id": flavor.id,
                 "networks": [{"port": port} for port in ports],
-                "tags": [STAMP_TAG, _instance_tag(spec.instance_id)],
-                "metadata": metadata,
+                "tags": _server_tags(spec.instance_id, spec.generation),
+                "metadata": _metadata(spec),
             }
             if spec.availability_zone:
                 attrs["availability_zone"] = spec.availability_zone
             try:
+                hints = {}
                 if group := self._server_group(spec, conn):
-                    attrs["scheduler_hints"] = {"group": group}
+                    hints["group"] = group
+                if spec.different_host:
+                    hints["different_host"] = list(spec.different_host)
+                if hints:
+                    attrs["scheduler_hints"] = hints
                 server = conn.compute.create_server(**attrs)
             except os_exc.HttpException as exc:
                 if exc.status_code is not None and 400 <= exc.status_code < 500:
@@ -439,15 +507,60 @@ class OpenStackDriver(ComputeDriver):
                 return
             # Ports we made are not deleted with the server (Nova preserves ports it did not create).
             # Ours are those bound to this very server and stamped by us; never what the server's
-            # tags name (a tenant may tag her own server with another instance's tag).
+            # tags name (a tenant may tag her own server with another instance's tag), nor a port of
+            # another of the instance's servers (the old one of a heal).
             ours = [p for p in self.conn.network.ports(device_id=server.id) if STAMP_TAG in (p.tags or [])]
+            # A server that never bound its ports (refused by the scheduler: "No valid host") holds
+            # none, yet was given the instance's free ones. On the provider's own server (whose tags
+            # no tenant edits) those are the free ports of its instance: no other server holds them.
+            provider_owned = server.project_id == self.conn.current_project_id
+            if not ours and provider_owned and (instance_id := _tagged_instance(server.tags)):
+                ours = list(self._free_ports(instance_id, server.project_id).values())
             self.conn.compute.delete_server(backend_id, ignore_missing=True)
             for port in ours:
+                self.conn.network.delete_port(port, ignore_missing=True)
+
+    def release(self, spec: ServerSpec) -> None:
+        """Delete the ports of ours a server of the instance left behind unbound (deleted behind our back:
+        Nova keeps the ports it did not make), in the project they were made in."""
+        with _Translate():
+            owner = self.conn.current_project_id if spec.managed else self._project_id(spec)
+            for port in self._free_ports(spec.instance_id, owner).values():
                 self.conn.network.delete_port(port, ignore_missing=True)
 
     def lock(self, backend_id: str, *, reason: str) -> None:
         with _Translate():
             self.lock_conn.compute.lock_server(backend_id, locked_reason=reason)
+
+    def assign(self, backend_id: str, spec: ServerSpec) -> ServerInfo:
+        """Hand a spare to ``spec``'s launch: a port on the project's network where the category asks
+        (made as a create makes it, stamped and tagged for the instance, in the service project)
+        attached to the spare, its name, and its metadata stamps. The tags stay: a spare is made as
+        the instance it becomes (same id, generation 0).
+
+        The spare stays locked throughout: Nova lets an admin (the service account) attach, rename
+        and set metadata on a locked server, as it lets one reboot or delete it (checked on the test
+        control plane), so no unlock leaves a window for anyone else. A retry attaches nothing twice:
+        a port of ours the spare holds on a network is that network's; a free one is attached first.
+        """
+        with _Translate():
+            server = self.conn.compute.get_server(backend_id)
+            if server.status in ("DELETED", "SOFT_DELETED"):
+                raise ServerNotFound(f"Server {backend_id} is deleted.")
+            owner = self.conn.current_project_id
+            if server.project_id != owner or _instance_tag(spec.instance_id) not in (server.tags or []):
+                raise DriverError(f"Server {backend_id} is not a spare made for instance {spec.instance_id}.")
+            held = {p.network_id for p in self.conn.network.ports(device_id=server.id) if STAMP_TAG in (p.tags or [])}
+            missing = [(kind, net) for kind, net in self._networks_for(spec) if net.id not in held]
+            if missing:
+                free = self._free_ports(spec.instance_id, owner)
+                for kind, network in missing:
+                    port = free.get(network.id) or self._new_port(spec, network, owner, kind)
+                    self.conn.compute.create_server_interface(server, port_id=port.id)
+            if server.name != spec.name:
+                self.conn.compute.update_server(server, name=spec.name)
+            self.conn.compute.set_server_metadata(server, **_metadata(spec))
+            return self._single(self.conn.compute.get_server(backend_id))
 
     def list_flavors(self) -> list[FlavorSpec]:
         with _Translate():

@@ -234,6 +234,12 @@ def action_step(*, action_id) -> float | None:
 
     if info is None:
         if row.deletes:
+            try:
+                driver.release(_spec(instance))
+            except DriverError as exc:
+                if exc.transient:
+                    raise
+                event_record(instance.pk, action, "release_failed", Result.ERROR, f"Left at the backend: {exc}")
             _close(action.pk, ok=True, status=Status.DELETED, message="server deleted")
         else:
             action_fail(action_id=action.pk, fault=f"The server vanished from backend '{instance.backend}'.")

@@ -322,6 +322,8 @@ def pool_refill(category: InstanceCategory, budgets: dict[str, int], report: Fle
             .exclude(status__in=[Status.DELETED, Status.DELETING])
             .order_by("created_at")
         )
+        # A pool set to 0, or of a deactivated category, retires its spares.
+        size = category.spare_pool_size if category.is_active else 0
         image, flavor = category_default_image(category), category.default_flavor
         keep, retire = [], []
         for spare in spares:
@@ -331,7 +333,7 @@ def pool_refill(category: InstanceCategory, budgets: dict[str, int], report: Fle
             broken = spare.status == Status.ERROR or spare.health == Health.UNHEALTHY
             if spare.task_state and not broken:
                 keep.append(spare)  # building
-            elif broken or outdated or len(keep) >= category.spare_pool_size:
+            elif broken or outdated or len(keep) >= size:
                 retire.append(spare)
             else:
                 keep.append(spare)
@@ -350,7 +352,7 @@ def pool_refill(category: InstanceCategory, budgets: dict[str, int], report: Fle
             finished_at__gte=window,
         ).exists():  # fmt: skip
             return
-        missing = min(category.spare_pool_size - len(keep), budgets.get(backend, 0))
+        missing = min(size - len(keep), budgets.get(backend, 0))
         if missing > 0:
             try:
                 report.spares_launched += len(spares_launch(category=category, count=missing))
@@ -366,8 +368,10 @@ def fleet_run() -> FleetReport:
     heals_start(budgets, report)
     for rollout in Rollout.objects.filter(status=RolloutStatus.RUNNING):
         rollout_advance(rollout, budgets, report)
-    for category in InstanceCategory.objects.filter(is_active=True, spare_pool_size__gt=0).select_related(
-        "default_flavor", "default_image"
-    ):
+    has_spares = Instance.objects.filter(is_spare=True, category=OuterRef("pk")).exclude(
+        status__in=[Status.DELETED, Status.DELETING]
+    )
+    pools = InstanceCategory.objects.filter(Q(is_active=True, spare_pool_size__gt=0) | Q(Exists(has_spares)))
+    for category in pools.select_related("default_flavor", "default_image"):
         pool_refill(category, budgets, report)
     return report

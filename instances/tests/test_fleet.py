@@ -412,3 +412,15 @@ def test_an_instance_that_breaks_again_within_the_window_waits_for_an_admin(flee
     fleet.tick()
     assert fleet.tick().heals == 0
     assert _fresh(vsa).health == Health.UNHEALTHY and _fresh(vsa).generation == 1
+
+
+def test_a_pool_set_to_zero_or_a_deactivated_category_retires_its_spares(fleet, pool):
+    fleet.tick()
+    fleet.tick()
+    assert Instance.objects.filter(is_spare=True, status=Status.ACTIVE).count() == 2
+    InstanceCategory.objects.filter(pk=pool.pk).update(spare_pool_size=1)
+    assert fleet.tick().spares_retired == 1
+    InstanceCategory.objects.filter(pk=pool.pk).update(is_active=False)
+    assert fleet.tick().spares_retired == 1
+    assert not Instance.objects.filter(is_spare=True).exclude(status=Status.DELETED).exists()
+    assert not SimServer.objects.filter(project_ref="adminvms-spares").exists()
