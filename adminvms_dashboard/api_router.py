@@ -4,7 +4,13 @@ from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from categories.api.views import CategoryViewSet, FlavorViewSet, ImageViewSet, VolumeViewSet
-from instances.api.views import ImageCategoriesView, InstanceViewSet, VolumeCategoriesView
+from instances.api.views import (
+    HealBreakerViewSet,
+    ImageCategoriesView,
+    InstanceViewSet,
+    RolloutViewSet,
+    VolumeCategoriesView,
+)
 from tenancy.api.views import Ec2CredentialViewSet, MeView, ProjectViewSet, TokenView, TokenViewSet
 
 router = DefaultRouter()
@@ -13,6 +19,8 @@ router.register("flavors", FlavorViewSet, basename="flavor")
 router.register("images", ImageViewSet, basename="image")
 router.register("volumes", VolumeViewSet, basename="volume")
 router.register("instances", InstanceViewSet, basename="instance")
+router.register("rollouts", RolloutViewSet, basename="rollout")
+router.register("heal-breakers", HealBreakerViewSet, basename="heal-breaker")
 router.register("projects", ProjectViewSet, basename="project")
 router.register("auth/tokens", TokenViewSet, basename="token")
 router.register("ec2-credentials", Ec2CredentialViewSet, basename="ec2-credential")

@@ -1,4 +1,4 @@
-"""The launch form: parsing and choices only; every rule is the service's."""
+"""The launch and rollout forms: parsing and choices only; every rule is the service's."""
 
 from __future__ import annotations
 
@@ -95,3 +95,23 @@ class LaunchForm(forms.Form):
         if not asked:
             return queryset.order_by("-is_builtin", "slug").first()
         return queryset.filter(slug=slug).first() if (slug := _lookup_value(asked)) else None
+
+
+class RolloutForm(forms.Form):
+    """The console's start of a rollout; the service checks the image, the batch size and the pause."""
+
+    category = ModelChoiceField(queryset=InstanceCategory.objects.filter(is_active=True).order_by("slug"),
+                                to_field_name="slug")  # fmt: skip
+    image = ModelChoiceField(
+        queryset=Image.objects.published().filter(is_active=True).order_by("name"), required=False,
+        empty_label="Newest image tagged for the category",
+    )  # fmt: skip
+    batch_size = forms.IntegerField(initial=1, help_text="Instances replaced at a time.")
+    pause_seconds = forms.IntegerField(initial=0, help_text="Seconds to wait after a batch before the next.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            field.widget.attrs.setdefault(
+                "class", "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            )

@@ -14,16 +14,38 @@ from django.urls import reverse
 from tenancy import policy
 
 from . import operations
-from .choices import ActionStatus, Status, TaskState
-from .models import Instance, InstanceAction, InstanceEvent
+from .choices import ActionStatus, Health, RolloutStatus, Status, TaskState
+from .models import Instance, InstanceAction, InstanceEvent, Rollout
 from .selectors import open_actions
+from .services import rollout_verbs
 
 # What a member reads instead of a backend's error text (rule 9); the text itself stays
 # with provider admins, in the console and in the log.
 PLAIN_FAULT = "The instance ran into an error; the provider has been told."
 
+# The health check's details: what members of appliance and provider categories never read; they
+# read ``health`` alone, as "healthy" or "degraded" (``member_health``).
+HEALTH_DETAILS = frozenset({"health_failures", "health_since", "health_checked_at", "health_error", "generation"})
+
 # Never shown to members for appliance and provider categories (rule 2).
-RESTRICTED_FIELDS = frozenset({"backend_id", "host", "management_endpoint", "metadata", "availability_zone"})
+RESTRICTED_FIELDS = frozenset(
+    {"backend_id", "host", "management_endpoint", "metadata", "availability_zone", *HEALTH_DETAILS}
+)
+
+# Never shown to anybody but provider admins: spares are the provider's business.
+ADMIN_ONLY_FIELDS = frozenset({"is_spare"})
+
+# What a member reads instead of a probe's error text: it names addresses and backend errors (rule 9).
+PLAIN_HEALTH_ERROR = "The health check failed."
+
+# The verdict as members of managed categories read it: failing or unhealthy is "degraded".
+MEMBER_HEALTH = {Health.HEALTHY: "healthy", Health.FAILING: "degraded", Health.UNHEALTHY: "degraded"}
+
+# Health events as those members read them: whether the appliance is degraded, not by how much.
+MEMBER_HEALTH_EVENTS = {"health_failing": "health_degraded", "health_unhealthy": "health_degraded"}
+
+# The events of an instance's health history: verdicts, a server gone, and the heals that followed.
+HEALTH_EVENTS = ("health_failing", "health_unhealthy", "health_recovered", "vanished")
 
 
 def present_instance(data: dict, *, user, instance: Instance) -> dict:
@@ -34,14 +56,25 @@ def present_instance(data: dict, *, user, instance: Instance) -> dict:
     """
     if "fault" in data:
         data["fault"] = shown_fault(user, data["fault"])
+    if not policy.is_provider_admin(user):
+        data = {k: v for k, v in data.items() if k not in ADMIN_ONLY_FIELDS}
+        if data.get("health_error"):
+            data["health_error"] = PLAIN_HEALTH_ERROR
     if not policy.sees_restricted_view(user, instance):
         data["restricted"] = False
         return data
     data = {k: v for k, v in data.items() if k not in RESTRICTED_FIELDS}
     if "addresses" in data:
         data["addresses"] = {k: v for k, v in (data["addresses"] or {}).items() if k == "project"}
+    if "health" in data:
+        data["health"] = member_health(data["health"])
     data["restricted"] = True
     return data
+
+
+def member_health(health: str) -> str | None:
+    """The verdict as a member of a managed category reads it: "healthy", "degraded", or ``None`` (not probed)."""
+    return MEMBER_HEALTH.get(health)
 
 
 def shown_fault(user, fault: str) -> str:
@@ -56,12 +89,20 @@ def shown_event_message(user, event: InstanceEvent) -> str:
     return event.message
 
 
-def timeline(user, events) -> list[dict]:
-    """The events of an instance's timeline, with the messages ``user`` may read."""
+def shown_event_name(user, event: InstanceEvent, instance: Instance) -> str:
+    """An event's name as ``user`` reads it: in the restricted view a failing or unhealthy verdict is
+    "health_degraded", as the appliance's health is "degraded" (``instance``: the event's, already loaded)."""
+    if policy.sees_restricted_view(user, instance):
+        return MEMBER_HEALTH_EVENTS.get(event.event, event.event)
+    return event.event
+
+
+def timeline(user, events, instance: Instance) -> list[dict]:
+    """The events of ``instance``'s timeline, with the names and messages ``user`` may read."""
     return [
         {
             "result": e.result,
-            "event": e.event,
+            "event": shown_event_name(user, e, instance),
             "message": shown_event_message(user, e),
             "created_at": e.created_at,
             "action": e.action.action if e.action else "",
@@ -82,8 +123,50 @@ def instance_detail(user, instance: Instance) -> dict:
         "addresses": instance.addresses,
         "management_endpoint": instance.management_endpoint,
         "metadata": instance.metadata,
+        "health": instance.health,
+        "health_failures": instance.health_failures,
+        "health_since": instance.health_since,
+        "health_checked_at": instance.health_checked_at,
+        "health_error": instance.health_error,
+        "generation": instance.generation,
+        "is_spare": instance.is_spare,
     }
     return present_instance(data, user=user, instance=instance)
+
+
+# Badges of the verdicts, and of the "degraded" members read.
+HEALTH_CLASSES = {
+    Health.HEALTHY: "text-bg-success",
+    Health.FAILING: "text-bg-warning",
+    Health.UNHEALTHY: "text-bg-danger",
+    "degraded": "text-bg-warning",
+}
+
+
+# The overview's count of instances per verdict ("unchecked": not probed yet), in this order.
+HEALTH_SUMMARY = (
+    (Health.HEALTHY.value, HEALTH_CLASSES[Health.HEALTHY]),
+    (Health.FAILING.value, HEALTH_CLASSES[Health.FAILING]),
+    (Health.UNHEALTHY.value, HEALTH_CLASSES[Health.UNHEALTHY]),
+    ("unchecked", "text-bg-light border"),
+)
+
+
+def health_badge(user, instance: Instance) -> dict | None:
+    """The health badge of ``instance`` as ``user`` may read it (label and class); ``None``: not probed."""
+    shown = present_instance({"health": instance.health}, user=user, instance=instance)["health"]
+    if not shown:
+        return None
+    return {"label": shown, "css": HEALTH_CLASSES.get(shown, "text-bg-light")}
+
+
+def maintenance(instance: Instance) -> bool:
+    """Whether ``instance`` is being moved to a new server (a heal or a rollout's replacement): its GUI
+    may be unavailable for a moment. The operations that replace a server say so in the table."""
+    return bool(instance.task_state) and instance.task_state in _REPLACING
+
+
+_REPLACING = frozenset(op.task_state for op in operations.TABLE if op.replaces)
 
 
 @dataclass(frozen=True)
@@ -133,6 +216,7 @@ def instance_row(user, instance: Instance, action: InstanceAction | None = None,
     return {
         "instance": instance,
         "ops": buttons,
+        "health": health_badge(user, instance),
         "progress": launch_progress(instance, action),
         "poll": instance.is_transitional,
         "url": detail_url(user, instance),
@@ -145,3 +229,48 @@ def instance_rows(user, instances) -> list[dict]:
     """The rows of a table, with the open actions of all of them read in one query."""
     actions = open_actions(instances)
     return [instance_row(user, i, actions.get(i.pk)) for i in instances]
+
+
+# --- rollouts -------------------------------------------------------------------------------
+
+# A rollout's buttons: verb, label, icon and the question to confirm; offered when the service takes the verb.
+ROLLOUT_VERBS = (
+    ("pause", "Pause", "bi-pause-circle", ""),
+    ("resume", "Resume", "bi-play-circle", ""),
+    (
+        "abort", "Abort", "bi-x-octagon",
+        "Abort the rollout of '{slug}'? Replacements under way finish; the other instances stay on their image.",
+    ),
+)  # fmt: skip
+ROLLOUT_CLASSES = {
+    RolloutStatus.RUNNING: "text-bg-info",
+    RolloutStatus.PAUSED: "text-bg-secondary",
+    RolloutStatus.SUCCEEDED: "text-bg-success",
+    RolloutStatus.FAILED: "text-bg-danger",
+    RolloutStatus.ABORTED: "text-bg-warning",
+}
+
+
+def rollout_row(rollout: Rollout, progress: dict[str, int], error: str = "") -> dict:
+    """One rollout of the console's table: its progress as shares of the bar, its buttons, polling."""
+    done = sum(progress.values())
+    # Instances that turned ACTIVE after the start are replaced too: the bar is of whichever is larger.
+    whole = max(rollout.total, done, 1)
+    return {
+        "rollout": rollout,
+        "progress": progress,
+        "done": done,
+        "total": max(rollout.total, done),
+        "bars": [
+            {"part": part, "css": css, "count": progress[part], "percent": round(100 * progress[part] / whole)}
+            for part, css in (("succeeded", "bg-success"), ("failed", "bg-danger"), ("running", "bg-info"))
+        ],
+        "css": ROLLOUT_CLASSES.get(rollout.status, "text-bg-light"),
+        "verbs": [
+            {"verb": verb, "label": label, "icon": icon, "confirm": confirm.format(slug=rollout.category.slug)}
+            for verb, label, icon, confirm in ROLLOUT_VERBS
+            if verb in rollout_verbs(rollout)
+        ],
+        "poll": rollout.status == RolloutStatus.RUNNING,
+        "error": error,
+    }

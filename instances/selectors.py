@@ -22,8 +22,13 @@ def instance_get_visible(*, user, instance_id) -> Instance:
 
 
 def allowed_operations(user, instance: Instance) -> list[str]:
-    """The operations of the table ``user`` may run on ``instance`` now (launch aside)."""
-    return [op.name for op in operations.TABLE if not op.creates and policy.can(user, op.name, instance)]
+    """The operations of the table ``user`` may run on ``instance`` now: its buttons and its GUI (launch, and
+    the replacements only rollouts start, aside)."""
+    return [
+        op.name
+        for op in operations.TABLE
+        if (op.row_action or op.needs_endpoint) and policy.can(user, op.name, instance)
+    ]
 
 
 def open_actions(instances) -> dict:

@@ -13,6 +13,10 @@ urlpatterns = [
     path("console/", views.console_overview, name="console"),
     path("console/instances/", views.console_instances, name="console-instances"),
     path("console/adoption/", views.console_adoption, name="console-adoption"),
+    path("console/rollouts/", views.console_rollouts, name="console-rollouts"),
+    path("console/rollouts/<uuid:rollout_id>/row/", views.console_rollout_row, name="console-rollout-row"),
+    path("console/rollouts/<uuid:rollout_id>/<str:verb>/", views.console_rollout_verb, name="console-rollout-verb"),
+    path("console/heal-breakers/<int:breaker_id>/resume/", views.console_breaker_resume, name="console-breaker-resume"),
     path(
         "console/volumes/<uuid:volume_id>/categories/",
         views.console_volume_categories,

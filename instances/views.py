@@ -11,8 +11,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
@@ -28,8 +29,8 @@ from .choices import Status
 from .drivers.base import DriverError
 from .drivers.registry import enabled_backends
 from .filters import InstanceFilterSet
-from .forms import LaunchForm
-from .models import Instance
+from .forms import LaunchForm, RolloutForm
+from .models import HealBreaker, Instance, Rollout
 
 
 def _next_url(request, fallback: str) -> str:
@@ -113,9 +114,19 @@ def _timeline_context(request, instance: Instance) -> dict:
     events = instance.events.select_related("action__requested_by").order_by("-created_at", "-id")[:50]
     return {
         "instance": instance,
-        "events": presentation.timeline(request.user, events),
+        "events": presentation.timeline(request.user, events, instance),
         "poll": instance.is_transitional,
     }
+
+
+def _health_history(request, instance: Instance) -> list[dict]:
+    """The health verdicts of ``instance``, a server gone, and the heals that followed, newest first."""
+    events = (
+        instance.events.filter(Q(event__in=presentation.HEALTH_EVENTS) | Q(action__action="heal"))
+        .select_related("action__requested_by")
+        .order_by("-created_at", "-id")[:50]
+    )
+    return presentation.timeline(request.user, events, instance)
 
 
 # --- launch ---------------------------------------------------------------------------------
@@ -168,7 +179,13 @@ def launch(request):
 
 @provider_admin_required
 def console_overview(request):
-    return render(request, "console/overview.html", {"overview": selectors.overview(request.user)})
+    checked = Instance.objects.visible_to(request.user).live().filter(category__health_check_port__isnull=False)
+    context = {
+        "overview": selectors.overview(request.user),
+        "health": services.health_summary(checked),
+        "health_verdicts": presentation.HEALTH_SUMMARY,
+    }
+    return render(request, "console/overview.html", context)
 
 
 @provider_admin_required
@@ -274,13 +291,93 @@ def console_instance(request, instance_id):
 
 def _detail_context(request, instance) -> dict:
     actions = selectors.open_actions([instance])
+    fields = presentation.instance_detail(request.user, instance)
+    checked = instance.category.health_check_port is not None or bool(instance.health)
     return {
         "row": presentation.instance_row(request.user, instance, actions.get(instance.pk)),
         "instance": instance,
-        "fields": presentation.instance_detail(request.user, instance),
+        "fields": fields,
         "columns": presentation.columns_for(request.user),
+        # The health card: the verdict and, where the viewer reads more than healthy or degraded, its history.
+        "health_checked": checked,
+        "health": presentation.health_badge(request.user, instance),
+        "health_history": _health_history(request, instance) if checked and not fields["restricted"] else [],
+        "maintenance": presentation.maintenance(instance),
         **_timeline_context(request, instance),
     }
+
+
+# --- the fleet: rollouts and auto-heal breakers ------------------------------------------------
+
+
+@provider_admin_required
+def console_rollouts(request):
+    """Rollouts: start one (the service picks the newest tagged image when none is chosen), and the list,
+    whose running rows refresh themselves."""
+    form = RolloutForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rollout = services.rollout_start(user=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            for field, msgs in (exc.errors or {None: [exc.message]}).items():
+                form.add_error(field if field in form.fields else None, msgs[0])
+        else:
+            messages.success(
+                request,
+                f"Rollout of {rollout.category.slug} to {rollout.image.name} started ({rollout.total} to replace).",
+            )
+            return redirect("console-rollouts")
+    rollouts = Rollout.objects.select_related("category", "image", "created_by").order_by("-created_at")
+    page = Paginator(rollouts, 25).get_page(request.GET.get("page"))
+    progress = services.rollouts_progress(page.object_list)
+    rows = [presentation.rollout_row(r, progress[r.pk]) for r in page.object_list]
+    breakers = HealBreaker.objects.select_related("resumed_by").order_by("-opened_at")[:10]
+    return render(request, "console/rollouts.html", {"form": form, "page": page, "rows": rows, "breakers": breakers})
+
+
+def _rollout_row_response(request, rollout_id, error: str = "") -> HttpResponse:
+    rollout = get_object_or_404(Rollout.objects.select_related("category", "image", "created_by"), pk=rollout_id)
+    row = presentation.rollout_row(rollout, services.rollout_progress(rollout), error)
+    return render(request, "console/_rollout_row.html", {"row": row})
+
+
+@provider_admin_required
+def console_rollout_row(request, rollout_id):
+    """One rollout's row, for htmx polling while it runs."""
+    return _rollout_row_response(request, rollout_id)
+
+
+@provider_admin_required
+@require_POST
+def console_rollout_verb(request, rollout_id, verb):
+    """Pause, resume or abort a rollout; answers the refreshed row to htmx, else redirects back."""
+    rollout = get_object_or_404(Rollout, pk=rollout_id)
+    error = ""
+    try:
+        rollout = services.rollout_set(user=request.user, rollout=rollout, verb=verb)
+    except DomainError as exc:
+        error = exc.message
+    if request.htmx:
+        return _rollout_row_response(request, rollout_id, error)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"The rollout of {rollout.category.slug} is {rollout.status} now.")
+    return redirect("console-rollouts")
+
+
+@provider_admin_required
+@require_POST
+def console_breaker_resume(request, breaker_id):
+    """The banner's "Resume auto-heal": the breaker closes, auto-heal resumes where it opened."""
+    breaker = get_object_or_404(HealBreaker, pk=breaker_id)
+    try:
+        services.breaker_resume(user=request.user, breaker=breaker)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Auto-heal resumed for {breaker.scope} '{breaker.key}'.")
+    return redirect(_next_url(request, reverse("console")))
 
 
 # --- portal ---------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, settings
 from knox.models import AuthToken
 
 from conftest import DEMO_PASSWORD
+from instances import services
+from instances.models import HealBreaker
 from tests.factories import InstanceFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
@@ -56,9 +58,16 @@ def world(demo):
         for slug, category in demo.categories.items()
     }
     tokens = {role: AuthToken.objects.create(user=getattr(demo, role))[1] for role in ROLES if role}
+    # The fleet: a rollout under way and an open auto-heal breaker.
+    rollout = services.rollout_start(
+        user=demo.admin, category=demo.categories["cache"], image=demo.images["cache-redis"]
+    )
+    breaker = HealBreaker.objects.create(scope="category", key="vsa", unhealthy=3, total=5, reason="3 of 5")
     yield SimpleNamespace(
         demo=demo,
         instances=instances,
+        rollout=rollout,
+        breaker=breaker,
         headers={role: {"Authorization": f"Token {tokens[role]}"} if role else {} for role in ROLES},
     )
     for signal in (request_started, request_finished):
@@ -88,6 +97,7 @@ def _call_as(role, headers, case):
 INSTANCES, INSTANCE = "/api/v1/instances/", "/api/v1/instances/{id}/"
 ACTION, EVENTS = "/api/v1/instances/{id}/action/", "/api/v1/instances/{id}/events/"
 CATEGORY, CATEGORY_FLAVORS = "/api/v1/categories/{slug}/", "/api/v1/categories/{slug}/flavors/"
+ROLLOUTS, ROLLOUT, BREAKERS = "/api/v1/rollouts/", "/api/v1/rollouts/{id}/", "/api/v1/heal-breakers/"
 
 
 def _known(method: str, path: str, expect: dict | None = None, *, pk=None, slug=None, **kwargs):
@@ -116,6 +126,21 @@ def _known_cases(world) -> list:
         _known("POST", ACTION, {"alice": 409, "bob": 404}, pk=ids["standard", "acme"], body=reboot),
         _known("POST", ACTION, {"admin": 202, "alice": 403}, pk=ids["lb", "acme"], body=reboot),
         _known("DELETE", INSTANCE, {"bob": 202, "gina": 403, "alice": 404}, pk=ids["vsa", "globex"]),
+        # Heals by hand are the provider's; replacements the rollouts'.
+        _known("POST", ACTION, {"admin": 202, "alice": 403}, pk=ids["vsa", "acme"], body={"action": "heal"}),
+        _known("POST", ACTION, {"admin": 400}, pk=ids["lb", "acme"], body={"action": "replace"}),
+        # The fleet: provider admins only.
+        *(_known("GET", path, {"admin": 200, "alice": 403, None: 401}) for path in (ROLLOUTS, BREAKERS)),
+        _known("GET", ROLLOUT, {"admin": 200, "bob": 403}, pk=str(world.rollout.pk)),
+        _known("POST", ROLLOUTS, {"admin": 201, "alice": 403}, body={"category": "vsa", "batch_size": 2}),
+        _known("POST", ROLLOUTS, {"admin": 409}, body={"category": "vsa"}),
+        _known("POST", ROLLOUTS, {"admin": 400}, body={"category": "standard", "batch_size": 0}),
+        _known("POST", f"{ROLLOUT}pause/", {"admin": 200, "rita": 403}, pk=str(world.rollout.pk)),
+        _known("POST", f"{ROLLOUT}pause/", {"admin": 409}, pk=str(world.rollout.pk)),
+        _known("POST", f"{ROLLOUT}resume/", {"admin": 200}, pk=str(world.rollout.pk)),
+        _known("POST", f"{ROLLOUT}abort/", {"admin": 200}, pk=str(world.rollout.pk)),
+        _known("POST", f"{BREAKERS}{{id}}/resume/", {"admin": 200, "gina": 403}, pk=world.breaker.pk),
+        _known("POST", f"{BREAKERS}{{id}}/resume/", {"admin": 409}, pk=world.breaker.pk),
         # The catalog, and its conflicts.
         _known("DELETE", CATEGORY, {"admin": 409, "alice": 403}, slug="vsa"),
         _known("PATCH", CATEGORY, {"admin": 409}, slug="vsa", body={"kind": "container"}),

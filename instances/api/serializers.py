@@ -9,13 +9,36 @@ from rest_framework import serializers
 
 from adminvms_dashboard.api import SlugRelatedField
 from categories.models import Flavor, Image, InstanceCategory
-from instances import operations
+from instances import operations, services
+from instances.choices import Health
 from instances.drivers.registry import is_simulated
-from instances.models import NAME_MAX_LENGTH, Instance, InstanceEvent
-from instances.presentation import RESTRICTED_FIELDS, present_instance, shown_event_message
+from instances.models import NAME_MAX_LENGTH, HealBreaker, Instance, InstanceEvent, Rollout
+from instances.presentation import (
+    ADMIN_ONLY_FIELDS,
+    RESTRICTED_FIELDS,
+    present_instance,
+    shown_event_message,
+    shown_event_name,
+)
 from instances.selectors import allowed_operations
 from tenancy import policy
 from tenancy.models import Project
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "enum": [*Health.values, "degraded", "", None],
+        "nullable": True,
+        "description": (
+            "The health check's verdict: `healthy`, `failing` (failed probes, fewer than the category's "
+            "threshold) or `unhealthy`; empty when not probed. In the restricted view (`restricted`) it is "
+            "`healthy` or `degraded` (failing or unhealthy), `null` when not probed."
+        ),
+    }
+)
+class HealthField(serializers.CharField):
+    """The verdict as the model holds it; ``present_instance`` turns it into what the caller reads."""
 
 
 class InstanceSerializer(serializers.ModelSerializer):
@@ -26,17 +49,27 @@ class InstanceSerializer(serializers.ModelSerializer):
     simulated = serializers.SerializerMethodField()
     allowed_operations = serializers.SerializerMethodField()
     restricted = serializers.BooleanField(read_only=True, default=False)
+    health = HealthField(read_only=True)
+    health_error = serializers.CharField(
+        read_only=True, help_text="The last probe's error; for callers other than provider admins a plain sentence."
+    )
+    is_spare = serializers.BooleanField(
+        read_only=True, help_text="A ready server of the category's spare pool, until a launch takes it."
+    )
 
     class Meta:
         model = Instance
         fields = [
             "id", "name", "category", "project", "flavor", "image", "image_name", "status", "task_state",
             "backend", "simulated", "backend_id", "host", "availability_zone", "addresses",
-            "management_endpoint", "metadata", "tags", "fault", "allowed_operations", "restricted", "created_at",
-            "updated_at", "launched_at", "deleted_at",
+            "management_endpoint", "metadata", "tags", "fault", "health", "health_failures", "health_since",
+            "health_checked_at", "health_error", "generation", "is_spare", "allowed_operations", "restricted",
+            "created_at", "updated_at", "launched_at", "deleted_at",
         ]  # fmt: skip
         read_only_fields = fields
-        # For the schema: present_instance() drops these in the restricted view.
+        # For the schema: present_instance() drops these for callers other than provider admins,
+        # and these in the restricted view.
+        admin_only = ADMIN_ONLY_FIELDS
         restricted_fields = RESTRICTED_FIELDS
 
     def get_simulated(self, instance) -> bool:
@@ -124,10 +157,12 @@ class LaunchSerializer(serializers.Serializer):
     )
 
 
-# POST .../action/ runs every verb of the operation table but terminate (that is DELETE .../{id}/).
-ACTION_VERBS = [op.name for op in operations.VERBS if not op.deletes]
+# POST .../action/ runs the verbs a caller may ask for on an instance (the row actions of the operation
+# table) but terminate (that is DELETE .../{id}/); a rollout's ``replace`` is the fleet's alone.
+CALLER_VERBS = tuple(op for op in operations.VERBS if op.row_action and not op.deletes)
+ACTION_VERBS = [op.name for op in CALLER_VERBS]
 # Each flag a verb declares (reboot's ``hard``) is a boolean of the request body.
-ACTION_FLAGS = sorted({flag for op in operations.VERBS for flag in op.params})
+ACTION_FLAGS = sorted({flag for op in CALLER_VERBS for flag in op.params})
 
 
 class ActionRequestSerializer(serializers.Serializer):
@@ -136,7 +171,7 @@ class ActionRequestSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         for flag in ACTION_FLAGS:
-            users = ", ".join(op.name for op in operations.VERBS if flag in op.params)
+            users = ", ".join(op.name for op in CALLER_VERBS if flag in op.params)
             fields[flag] = serializers.BooleanField(default=False, help_text=f"For {users}.")
         return fields
 
@@ -169,5 +204,76 @@ class EventSerializer(serializers.ModelSerializer):
 
     def to_representation(self, event):
         data = super().to_representation(event)
-        data["message"] = shown_event_message(self.context["request"].user, event)
+        user = self.context["request"].user
+        data["event"] = shown_event_name(user, event, self.context.get("instance") or event.instance)
+        data["message"] = shown_event_message(user, event)
         return data
+
+
+# --- the fleet: rollouts and auto-heal breakers (provider admins) --------------------------
+
+
+class RolloutProgressSerializer(serializers.Serializer):
+    succeeded = serializers.IntegerField(help_text="Replacements that succeeded.")
+    failed = serializers.IntegerField(help_text="Replacements that failed (the rollout stops at the first).")
+    running = serializers.IntegerField(help_text="Replacements under way.")
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    """A rolling replacement of a category's ACTIVE instances with a new image, one batch at a time."""
+
+    # A string and not an enum in the schema: its enum would take the name ``StatusEnum`` from the instances'.
+    status = serializers.CharField(
+        read_only=True,
+        help_text="`running` or `paused` while under way; then `succeeded`, `failed` or `aborted`.",
+    )
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    image_name = serializers.CharField(source="image.name", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id", "category", "image", "image_name", "batch_size", "pause_seconds", "status", "message", "total",
+            "progress", "created_by", "created_at", "batch_finished_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+        extra_kwargs = {"total": {"help_text": "How many instances it had to replace when it started."}}
+
+    @extend_schema_field(RolloutProgressSerializer)
+    def get_progress(self, rollout) -> dict:
+        progress = self.context.get("progress") or {}
+        return progress[rollout.pk] if rollout.pk in progress else services.rollout_progress(rollout)
+
+
+class RolloutRequestSerializer(serializers.Serializer):
+    category = SlugRelatedField(
+        slug_field="slug", queryset=InstanceCategory.objects.all(),
+        error_messages={"does_not_exist": "Unknown category '{value}'."},
+    )  # fmt: skip
+    image = ImageRefField(
+        required=False,
+        allow_null=True,
+        help_text="The image to roll out (an id, or a unique name); without it, the newest image tagged with "
+        "the category's image tag.",
+    )
+    batch_size = serializers.IntegerField(default=1, help_text="How many instances are replaced at a time.")
+    pause_seconds = serializers.IntegerField(
+        default=0, help_text="Seconds to wait after a batch succeeded before the next one starts."
+    )
+
+
+class HealBreakerSerializer(serializers.ModelSerializer):
+    """An auto-heal circuit breaker: while open, nothing of its category or backend is healed automatically."""
+
+    resumed_by = serializers.CharField(source="resumed_by.username", read_only=True, default=None)
+    is_open = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = HealBreaker
+        fields = [
+            "id", "scope", "key", "unhealthy", "total", "reason", "is_open", "opened_at", "resumed_at", "resumed_by",
+        ]  # fmt: skip
+        read_only_fields = fields
+        extra_kwargs = {"key": {"help_text": "The category's slug or the backend's name."}}

@@ -1,5 +1,6 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from django.db.models import BooleanField, ExpressionWrapper, Q
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,16 +11,20 @@ from categories.api.serializers import ImageSerializer, VolumeSerializer
 from categories.models import Image, InstanceCategory, Volume
 from instances import selectors, services
 from instances.filters import InstanceFilterSet
-from instances.models import Instance
+from instances.models import HealBreaker, Instance, Rollout
+from tenancy import policy
 from tenancy.errors import NotFound
 
 from .serializers import (
     ActionAcceptedSerializer,
     ActionRequestSerializer,
     EventSerializer,
+    HealBreakerSerializer,
     InstanceSerializer,
     LaunchAcceptedSerializer,
     LaunchSerializer,
+    RolloutRequestSerializer,
+    RolloutSerializer,
 )
 
 
@@ -93,8 +98,8 @@ class InstanceViewSet(
     @extend_schema(request=ActionRequestSerializer, responses={202: ActionAcceptedSerializer, 409: BUSY})
     @action(detail=True, methods=["post"], url_path="action")
     def run_action(self, request, pk=None):
-        """Reboot, stop or start (the verbs of the operation table but terminate, which is DELETE);
-        202, or 409 while another action runs."""
+        """Reboot, stop, start or heal (the row actions of the operation table but terminate, which is
+        DELETE; heal, a new server for the instance, is the provider's); 202, or 409 while another action runs."""
         instance = self.get_object()
         body = ActionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -111,7 +116,8 @@ class InstanceViewSet(
         instance = self.get_object()
         events = instance.events.select_related("action__requested_by").order_by("created_at", "id")
         page = self.paginate_queryset(events)
-        return self.get_paginated_response(EventSerializer(page, many=True, context={"request": request}).data)
+        context = {"request": request, "instance": instance}
+        return self.get_paginated_response(EventSerializer(page, many=True, context=context).data)
 
 
 class CategoriesRequestSerializer(serializers.Serializer):
@@ -179,3 +185,114 @@ class ImageCategoriesView(_CategoriesView):
     @staticmethod
     def assign(*, user, item, categories):
         return services.image_categories_set(user=user, image=item, categories=categories)
+
+
+# --- the fleet: rollouts and auto-heal breakers ------------------------------------------------
+
+
+class FleetOperators(permissions.BasePermission):
+    """The fleet is the provider's: everybody else is refused (403) before anything is read or
+    validated, as catalog writes are. The services check the same policy again."""
+
+    def has_permission(self, request, view):
+        verdict = policy.can_operate_fleet(request.user)
+        self.message = verdict.reason
+        return bool(verdict)
+
+
+PROVIDER_ONLY = OpenApiResponse(
+    response={"$ref": "#/components/schemas/Error"}, description="Only provider admins operate the fleet."
+)
+ROLLOUT_CONFLICT = conflict("The category has a rollout under way, or the rollout is not in a state for this verb.")
+_ROLLOUT_VERB = extend_schema(
+    request=None, responses={200: RolloutSerializer, 403: PROVIDER_ONLY, 409: ROLLOUT_CONFLICT}
+)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: RolloutSerializer(many=True), 403: PROVIDER_ONLY}),
+    retrieve=extend_schema(responses={200: RolloutSerializer, 403: PROVIDER_ONLY}),
+)
+class RolloutViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Rolling replacements of a category's instances with a new image, batch by batch, newest first
+    (provider admins). The worker's fleet pass starts each batch; here they start, pause, resume or abort."""
+
+    serializer_class = RolloutSerializer
+    permission_classes = [permissions.IsAuthenticated, FleetOperators]
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def get_queryset(self):
+        return Rollout.objects.select_related("category", "image", "created_by").order_by("-created_at")
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        # Every row's progress in one query.
+        context = {**self.get_serializer_context(), "progress": services.rollouts_progress(page)}
+        return self.get_paginated_response(RolloutSerializer(page, many=True, context=context).data)
+
+    @extend_schema(
+        request=RolloutRequestSerializer, responses={201: RolloutSerializer, 403: PROVIDER_ONLY, 409: ROLLOUT_CONFLICT}
+    )
+    def create(self, request, *args, **kwargs):
+        """Start a rollout: ``category``, optional ``image`` (without it, the newest image tagged with the
+        category's image tag), ``batch_size``, ``pause_seconds``; 201, or 409 while one is under way."""
+        body = RolloutRequestSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        rollout = services.rollout_start(user=request.user, **body.validated_data)
+        return Response(self._shown(rollout), status=status.HTTP_201_CREATED)
+
+    def _verb(self, verb: str) -> Response:
+        rollout = services.rollout_set(user=self.request.user, rollout=self.get_object(), verb=verb)
+        return Response(self._shown(rollout))
+
+    def _shown(self, rollout: Rollout) -> dict:
+        rollout = self.get_queryset().get(pk=rollout.pk)
+        return self.get_serializer(rollout).data
+
+    @_ROLLOUT_VERB
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        """Pause a running rollout: replacements under way finish, no new batch starts."""
+        return self._verb("pause")
+
+    @_ROLLOUT_VERB
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Resume a paused rollout."""
+        return self._verb("resume")
+
+    @_ROLLOUT_VERB
+    @action(detail=True, methods=["post"])
+    def abort(self, request, pk=None):
+        """Abort a running or paused rollout: replacements under way finish, the other instances stay on
+        their image."""
+        return self._verb("abort")
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: HealBreakerSerializer(many=True), 403: PROVIDER_ONLY}),
+    resume=extend_schema(
+        request=None,
+        responses={200: HealBreakerSerializer, 403: PROVIDER_ONLY, 409: conflict("The breaker was resumed already.")},
+    ),
+)
+class HealBreakerViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The auto-heal circuit breakers (provider admins): open ones first, then the most recent. While a
+    breaker is open nothing of its category or backend is healed automatically; an admin resumes it."""
+
+    serializer_class = HealBreakerSerializer
+    permission_classes = [permissions.IsAuthenticated, FleetOperators]
+
+    def get_queryset(self):
+        is_open = ExpressionWrapper(Q(resumed_at__isnull=True), output_field=BooleanField())
+        return (
+            HealBreaker.objects.select_related("resumed_by")
+            .annotate(open_first=is_open)
+            .order_by("-open_first", "-opened_at", "-pk")
+        )
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Resume auto-heal where the breaker opened; it counts afresh from now."""
+        breaker = services.breaker_resume(user=request.user, breaker=self.get_object())
+        return Response(self.get_serializer(breaker).data)

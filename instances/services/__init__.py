@@ -18,9 +18,18 @@ from .adoption import BUILTIN_RULES as BUILTIN_RULE_SETS
 from .adoption import adoption_apply, adoption_plan, rules_from, rules_named, rules_saved
 from .catalog import backend_problem, catalog_sync, image_categories_set, volume_categories_set, volumes_sync
 from .execution import action_fail, action_step, actions_expire
-from .fleet import breaker_resume, fleet_run, open_breakers, rollout_progress, rollout_set, rollout_start
+from .fleet import (
+    breaker_resume,
+    fleet_run,
+    open_breakers,
+    rollout_progress,
+    rollout_set,
+    rollout_start,
+    rollout_verbs,
+    rollouts_progress,
+)
 from .gui import gui_access, gui_slot_acquire, gui_slot_release, gui_ticket_issue, gui_ticket_redeem
-from .health import health_check
+from .health import health_check, health_summary
 from .lifecycle import instance_act, instance_launch, spare_project
 from .reconcile import drift_apply, drift_compare, instances_reconcile
 
@@ -43,6 +52,7 @@ __all__ = [
     "gui_ticket_issue",
     "gui_ticket_redeem",
     "health_check",
+    "health_summary",
     "image_categories_set",
     "instance_act",
     "instance_launch",
@@ -51,6 +61,8 @@ __all__ = [
     "rollout_progress",
     "rollout_set",
     "rollout_start",
+    "rollout_verbs",
+    "rollouts_progress",
     "rules_from",
     "rules_named",
     "rules_saved",

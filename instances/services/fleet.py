@@ -216,6 +216,11 @@ _NEXT_STATUS = {
 }
 
 
+def rollout_verbs(rollout: Rollout) -> list[str]:
+    """The verbs ``rollout_set`` takes on ``rollout`` in its status now."""
+    return [verb for verb, (allowed, _target) in _NEXT_STATUS.items() if rollout.status in allowed]
+
+
 def rollout_set(*, user, rollout: Rollout, verb: str) -> Rollout:
     """Pause, resume or abort a rollout; replacements already under way finish either way."""
     require(policy.can_operate_fleet(user))
@@ -236,14 +241,25 @@ def _rollout_pending(category: InstanceCategory, image: Image):
     return Instance.objects.filter(category=category, is_spare=False, status=Status.ACTIVE).exclude(image=image)
 
 
-def rollout_progress(rollout: Rollout) -> dict[str, int]:
-    """How many replacements succeeded, failed and are under way."""
-    counts = Counter(rollout.actions.values_list("status", flat=True))
+def rollouts_progress(rollouts) -> dict:
+    """Rollout id → how many of its replacements succeeded, failed and are under way; one query."""
+    counts: dict = defaultdict(Counter)
+    rows = InstanceAction.objects.filter(rollout__in=rollouts).values("rollout_id", "status").annotate(n=Count("pk"))
+    for row in rows:
+        counts[row["rollout_id"]][row["status"]] = row["n"]
     return {
-        "succeeded": counts[ActionStatus.SUCCEEDED],
-        "failed": counts[ActionStatus.FAILED],
-        "running": counts[ActionStatus.PENDING] + counts[ActionStatus.RUNNING],
+        r.pk: {
+            "succeeded": counts[r.pk][ActionStatus.SUCCEEDED],
+            "failed": counts[r.pk][ActionStatus.FAILED],
+            "running": counts[r.pk][ActionStatus.PENDING] + counts[r.pk][ActionStatus.RUNNING],
+        }
+        for r in rollouts
     }
+
+
+def rollout_progress(rollout: Rollout) -> dict[str, int]:
+    """How many replacements of ``rollout`` succeeded, failed and are under way."""
+    return rollouts_progress([rollout])[rollout.pk]
 
 
 def _rollout_end(rollout: Rollout, status: str, message: str) -> None:

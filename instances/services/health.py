@@ -10,9 +10,9 @@ first failed probe, ``unhealthy`` after the category's ``health_check_threshold`
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
+from django.db.models import Count
 from django.utils import timezone
 
 from ..choices import Health, Status
@@ -130,8 +130,6 @@ def health_check(*, backends: list[str] | None = None) -> HealthReport:
 
 
 def health_summary(instances) -> dict[str, int]:
-    """Verdict → count, for the console's overview."""
-    counts: dict[str, int] = defaultdict(int)
-    for health in instances.values_list("health", flat=True):
-        counts[health or "unchecked"] += 1
-    return dict(counts)
+    """Verdict → count (``unchecked`` for never probed), for the console's overview; one query."""
+    rows = instances.order_by().values("health").annotate(n=Count("pk")).values_list("health", "n")
+    return {health or "unchecked": n for health, n in rows}

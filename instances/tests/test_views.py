@@ -216,7 +216,8 @@ def test_category_form_validates_like_the_api(demo, web):
         "/console/categories/new/",
         {"slug": "vpn", "name": "VPN", "kind": "vm", "management": "provider", "network_placement": "both",
          "min_vcpus": 0, "min_ram_mb": 0, "min_disk_gb": 0, "gui_path": "/", "spare_pool_size": 0,
-         "extra_metadata": '{"service": "vpn"}', "user_visible": "on"},
+         "health_check_threshold": 3, "health_check_grace": 60, "extra_metadata": '{"service": "vpn"}',
+         "user_visible": "on"},
     )  # fmt: skip
     assert response.status_code == 302
     assert "vpn" in client.get("/console/categories/").content.decode()
