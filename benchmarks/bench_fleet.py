@@ -30,17 +30,21 @@ os.environ["ADMINVMS_HEALTH_CHECK_RETRY"] = "0.05"
 # Heal after heal of one appliance would open the circuit breaker (rightly): not what is measured.
 os.environ["ADMINVMS_HEAL_BREAKER_MIN"] = "1000"
 os.environ["ADMINVMS_BUILD_RATE_LIMIT"] = "1000"
-DOCKER_IMAGE = "adminvms/appliance-gui:test"
+# The fleet tests' appliance (tests/fleet_images.py): httpd in the background, so killing it leaves
+# the container running with an appliance that no longer answers.
+DOCKER_IMAGE = "adminvms/fleet-appliance:1"
 
 
 def _docker_ready() -> bool:
+    """Whether an engine answers with the test images (``make test`` builds them); makes the fleet image."""
     if os.environ.get("BENCH_DOCKER") == "0":
         return False
     try:
         import docker
 
-        client = docker.from_env(timeout=5)
-        client.images.get(DOCKER_IMAGE)
+        from tests.fleet_images import fleet_images
+
+        fleet_images(docker.from_env(timeout=30))
         return True
     except Exception:
         return False

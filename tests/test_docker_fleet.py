@@ -1,12 +1,10 @@
 """Health checks, auto-heal, its circuit breaker, rollouts and spare pools with real containers.
 
-The appliance's images are derived offline (``docker commit``) from the GUI test image of
-scripts/ensure-docker.sh: its httpd runs in the background and the container's main process
-sleeps, so killing httpd behind adminvms' back leaves a running container whose appliance no
-longer answers, as a crashed service inside a healthy VM would. Each image serves its version at
-``/version`` (the health-check path) and the addresses the container started with at
-``/whoami``, so a test sees which container answers. They stay on the engine for the next run,
-like the images of ensure-docker.sh.
+The appliance's images (tests/fleet_images.py) run httpd in the background while the container's
+main process sleeps, so killing httpd behind adminvms' back leaves a running container whose
+appliance no longer answers, as a crashed service inside a healthy VM would. Each serves its
+version at ``/version`` (the health-check path) and the addresses the container started with at
+``/whoami``, so a test sees which container answers.
 
 Every test works in its own project and category; the containers of the category (spares and
 replacements too) and the project's network are removed afterwards.
@@ -14,10 +12,7 @@ replacements too) and the project's network are removed afterwards.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import http.client
-import json
 import uuid
 from types import SimpleNamespace
 
@@ -35,6 +30,7 @@ from tenancy.choices import Role
 from tenancy.models import Membership, Project
 
 from .conftest import wait_until
+from .fleet_images import fleet_images as build_fleet_images
 
 pytestmark = pytest.mark.docker
 # The driver tests' fixtures: the engine (started, with the test images), and a fresh project slug whose
@@ -42,41 +38,13 @@ pytestmark = pytest.mark.docker
 engine, project = driver_tests.engine, driver_tests.project
 APPLIANCE, GUI_TEXT = driver_tests.APPLIANCE, driver_tests.GUI_TEXT.decode()
 
-FLEET_IMAGE = "adminvms/fleet-appliance"
-SERVE = 'echo "$APPLIANCE_VERSION" >/www/version; ip -4 addr >/www/whoami; httpd -p 8080 -h /www; exec sleep 2147483647'
-# Tag → (command, version): two versions that serve, and one whose appliance never answers.
-RECIPES = {
-    "1": (["sh", "-c", SERVE], "1"),
-    "2": (["sh", "-c", SERVE], "2"),
-    "mute": (["sleep", "2147483647"], "3"),
-}
 THRESHOLD = 2
 
 
 @pytest.fixture(scope="module")
 def fleet_images(engine):
-    """Tag → image reference of the fleet's images, made when missing or when their recipe changed."""
-    base = engine.images.get(APPLIANCE)
-    references = {}
-    for tag, (command, version) in RECIPES.items():
-        reference = f"{FLEET_IMAGE}:{tag}"
-        recipe = hashlib.sha256(json.dumps([base.id, command, version]).encode()).hexdigest()[:16]
-        try:
-            previous = engine.images.get(reference)
-        except docker.errors.ImageNotFound:
-            previous = None
-        if previous is None or previous.labels.get("adminvms.test-recipe") != recipe:
-            scratch = engine.containers.create(APPLIANCE)
-            try:
-                changes = [f"CMD {json.dumps(command)}", f"ENV APPLIANCE_VERSION={version}"]
-                scratch.commit(FLEET_IMAGE, tag, changes=[*changes, f"LABEL adminvms.test-recipe={recipe}"])
-            finally:
-                scratch.remove(force=True)
-            if previous is not None:  # the old recipe's image, now untagged (kept if a container still uses it)
-                with contextlib.suppress(docker.errors.APIError):
-                    engine.images.remove(previous.id)
-        references[tag] = reference
-    return references
+    """Tag → image reference of the fleet's images (tests/fleet_images.py)."""
+    return build_fleet_images(engine)
 
 
 @pytest.fixture
