@@ -106,7 +106,11 @@ class Instance(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["project", "category", "status"])]
+        indexes = [
+            models.Index(fields=["project", "category", "status"]),
+            # The fleet pass's heal candidates: few rows, found without reading the fleet.
+            models.Index(fields=["health"], condition=models.Q(health="unhealthy"), name="instance_unhealthy"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
@@ -224,7 +228,8 @@ class InstanceAction(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status", "deadline"])]
+        # Expiry, and the fleet pass's recent builds (the build budget, recent heals).
+        indexes = [models.Index(fields=["status", "deadline"]), models.Index(fields=["created_at"])]
 
     def __str__(self) -> str:
         return f"{self.action} {self.instance_id} ({self.status})"
@@ -252,6 +257,8 @@ class InstanceEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # The overview's recent events and the breaker's window read events by time.
+        indexes = [models.Index(fields=["created_at"])]
 
     def __str__(self) -> str:
         return f"{self.event}: {self.result}"
