@@ -55,5 +55,10 @@ bench: venv services
 	$(PY) benchmarks/bench_api.py
 	$(PY) benchmarks/bench_fleet.py
 
+## soak: lifecycles under worker kills (sim and Docker), backend faults, a broker outage, web load (minutes)
+.PHONY: soak
+soak: venv services docker-up
+	$(PY) -m tests.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .data staticfiles

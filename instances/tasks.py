@@ -34,7 +34,12 @@ def run_action(self: Task, action_id: str) -> None:
     except BackendUnavailable as exc:
         retries = self.request.retries
         if retries < settings.ADMINVMS["TASK_MAX_RETRIES"]:
-            raise self.retry(exc=exc, countdown=min(2**retries, 30)) from exc
+            # Not ``self.retry``: when the broker is down too, it rejects the message (lost);
+            # ``action_send`` leaves the action waiting for the queue instead.
+            countdown = min(2**retries, 30)
+            log.info("action %s: backend unavailable (%s); retry %s in %s s", action_id, exc, retries + 1, countdown)
+            services.records.action_send(action_id=action_id, countdown=countdown, retries=retries + 1)
+            return
         services.action_fail(action_id=action_id, fault=f"The backend did not answer after {retries + 1} tries: {exc}")
         return
     except Exception as exc:  # never leave an instance in a transitional state
@@ -42,7 +47,7 @@ def run_action(self: Task, action_id: str) -> None:
         services.action_fail(action_id=action_id, fault=f"Internal error while running the action: {exc}")
         return
     if countdown is not None:
-        self.apply_async(args=[action_id], countdown=countdown)
+        services.records.action_send(action_id=action_id, countdown=countdown)
 
 
 @shared_task(name="instances.tasks.reconcile", acks_late=True, ignore_result=True)

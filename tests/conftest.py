@@ -8,7 +8,7 @@ import pytest
 
 from adminvms_dashboard.celery import app as celery_app
 
-from .worker import WorkerProcess
+from .worker import RedisServer, WorkerProcess
 
 
 @pytest.fixture
@@ -35,6 +35,29 @@ def workers(transactional_db, broker_queue, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def private_broker(broker_queue, tmp_path):
+    """A Redis of this test's own (never the shared one), which the test may stop and start.
+
+    This test process sends its tasks there; workers started with ``CELERY_BROKER_URL=private_broker.url``
+    consume from it. Stopped after the test.
+    """
+    server = RedisServer(tmp_path).start()
+    saved = celery_app.conf.get("broker_write_url")
+
+    def point_at(url: str | None) -> None:
+        # The write URL: ``broker_url`` reads CELERY_BROKER_URL from the environment first. Celery
+        # caches the connection and producer pools on first use; new ones for the new URL.
+        celery_app.conf.broker_write_url = url
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    point_at(server.url)
+    yield server
+    point_at(saved)
+    server.stop()
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, message: str, worker=None):

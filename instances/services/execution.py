@@ -32,7 +32,7 @@ from ..drivers.base import (
 from ..drivers.registry import get_driver
 from ..models import Instance, InstanceAction
 from .lifecycle import FROM_POOL
-from .records import Result, conf, event_record
+from .records import Result, actions_resend, actions_waiting_for_queue, conf, event_record
 
 log = logging.getLogger(__name__)
 
@@ -406,11 +406,16 @@ def _old_server_deleted(action: InstanceAction, instance: Instance, driver) -> f
 
 
 def actions_expire(*, grace_seconds: float = 60.0) -> int:
-    """End actions whose task was lost (for example its message) well past their deadline."""
+    """Send the actions that wait for the task queue (``actions_resend``), then end actions whose task
+    was lost (for example its message) well past their deadline. An action still waiting for the
+    queue is not lost: it is sent when the broker is back, never failed for the broker's outage."""
+    actions_resend()
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
-    overdue = InstanceAction.objects.filter(
-        status__in=[ActionStatus.PENDING, ActionStatus.RUNNING], deadline__lt=cutoff
-    ).values_list("pk", "action")
+    overdue = (
+        InstanceAction.objects.filter(status__in=[ActionStatus.PENDING, ActionStatus.RUNNING], deadline__lt=cutoff)
+        .exclude(pk__in=actions_waiting_for_queue().values("pk"))
+        .values_list("pk", "action")
+    )
     for action_id, name in overdue:
         action_fail(action_id=action_id, fault=f"{name} was abandoned: no worker finished it before its deadline.")
     return len(overdue)
