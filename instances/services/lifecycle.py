@@ -221,25 +221,15 @@ def instance_launch(
     launch = operations.get(ActionType.LAUNCH)
     created = []
     for n in range(1, count + 1):
-        instance = Instance(
-            name=name if count == 1 else f"{name}-{n}",
-            category=category,
-            project=project,
-            flavor=flavor,
-            image=image,
-            status=launch.transitional_status,
-            task_state=launch.task_state,
-            backend=backend,
-            availability_zone=category.availability_zone,
-            tags=tags,
-            launch_request=request,
+        instance = _launching(
+            category=category, project=project, flavor=flavor, image=image, backend=backend,
+            name=name if count == 1 else f"{name}-{n}", tags=tags, launch_request=request,
             created_by=user if getattr(user, "is_authenticated", False) else None,
-        )
+        )  # fmt: skip
         if (spare := spare_take(instance)) is not None:
             action_open(instance=spare, user=user, action=launch.name, params={FROM_POOL: True})
             created.append(spare)
             continue
-        instance.metadata = {**category.extra_metadata, **stamp_metadata(instance.pk, category.slug, project.slug)}
         instance.save()
         action_open(instance=instance, user=user, action=launch.name)
         created.append(instance)
@@ -254,6 +244,19 @@ _SPARE_FIELDS = (
     "name", "project", "tags", "launch_request", "created_by", "status", "task_state", "metadata", "is_spare",
     "created_at", "updated_at",
 )  # fmt: skip
+
+
+def _launching(*, category, project, flavor, image, backend: str, **fields) -> Instance:
+    """An unsaved instance as a launch writes it: the launch row's status and task state, the
+    category's availability zone, and the metadata stamps of its category and project."""
+    launch = operations.get(ActionType.LAUNCH)
+    instance = Instance(
+        category=category, project=project, flavor=flavor, image=image, backend=backend,
+        status=launch.transitional_status, task_state=launch.task_state,
+        availability_zone=category.availability_zone, **fields,
+    )  # fmt: skip
+    instance.metadata = {**category.extra_metadata, **stamp_metadata(instance.pk, category.slug, project.slug)}
+    return instance
 
 
 def _next_generation(instance: Instance) -> int:
@@ -341,20 +344,8 @@ def spares_launch(*, category: InstanceCategory, count: int) -> list[Instance]:
     launch = operations.get(ActionType.LAUNCH)
     made = []
     for _ in range(count):
-        spare = Instance(
-            name=f"spare-{category.slug}",
-            category=category,
-            project=pool,
-            flavor=flavor,
-            image=image,
-            status=launch.transitional_status,
-            task_state=launch.task_state,
-            backend=backend,
-            availability_zone=category.availability_zone,
-            is_spare=True,
-        )
+        spare = _launching(category=category, project=pool, flavor=flavor, image=image, backend=backend, is_spare=True)
         spare.name = f"spare-{category.slug}-{str(spare.pk)[:8]}"
-        spare.metadata = {**category.extra_metadata, **stamp_metadata(spare.pk, category.slug, pool.slug)}
         spare.save()
         action_open(instance=spare, user=None, action=launch.name, params={SPARE: True})
         made.append(spare)
