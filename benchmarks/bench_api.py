@@ -1,7 +1,8 @@
 """Benchmarks at cloud scale (issue 14): every cost at 1,000 and at 100,000 instances, each beside its floor.
 
-Run with ``make bench``. Uses a throw-away PostgreSQL database (``adminvms_bench_api``, on the server
-of BENCH_DATABASE_URL) and the Redis broker, on a queue of its own that is purged at the end.
+Run with ``make bench``. Uses a throw-away PostgreSQL database (``adminvms_bench_api``, or
+BENCH_DATABASE_NAME, on the server of BENCH_DATABASE_URL) and the Redis broker, on a queue of its
+own that is purged at the end.
 Prints one table: each figure at both scales, its floor (measured side by side in the same run, the
 machine is noisy), the ratio, the target, whether it is met, and the exponent of the growth from the
 small scale to the large one (log(cost_large / cost_small) / log(100): 0 is flat, 1 is linear).
@@ -13,7 +14,8 @@ two real ``celery worker`` processes (prefork, one child each) on Redis.
 
 Environment: BENCH_SCALES (default ``1000,100000``), BENCH_LIFECYCLE (launches, then terminations,
 at each scale; default ``200,1000``: the issue's 1,000 at 100,000 instances, fewer at 1,000, where they
-serve the exponent only), BENCH_SAMPLES (samples of each request; default 7).
+serve the exponent only), BENCH_SAMPLES (samples of each request; default 7), BENCH_ONLY (a
+comma-separated subset of the sections: lists, pages, ec2, lifecycle, reconcile, health, heals).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "adminvms_dashboard.settings_test"
 SCALES = tuple(int(x) for x in os.environ.get("BENCH_SCALES", "1000,100000").split(","))
 LIFECYCLE = dict(zip(SCALES, (int(x) for x in os.environ.get("BENCH_LIFECYCLE", "200,1000").split(",")), strict=True))
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", "7"))
+# A subset while working on one figure, e.g. BENCH_ONLY=lists,pages (lists, pages, ec2, lifecycle,
+# reconcile, health, heals); the table then holds those rows only.
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 PAGE = 100
 
 import django  # noqa: E402
@@ -532,6 +537,10 @@ IDLE_RSS = 0.0
 IDLE_WORKER = 0.0
 
 
+def wanted(section: str) -> bool:
+    return not ONLY or section in ONLY
+
+
 def main() -> str:
     global IDLE_RSS, IDLE_WORKER
     count_backend_calls()
@@ -547,21 +556,34 @@ def main() -> str:
                 IDLE_RSS = rss_mb(os.getpid())
             # What the web process serves first (its memory), the worker's passes last.
             reset_peak(os.getpid())
-            measure_lists(ctx, scale)
-            measure_pages(ctx, scale)
-            web = row(
-                "memory", "web process, during 1 and 2 (lists and pages)", "limit", 200, unit="MB", floor_name="idle"
-            )
-            record(web, scale, peak_rss_mb(os.getpid()), IDLE_RSS)
-            progress(f"{scale:,}: lists and pages measured")
-            measure_ec2(ctx, scale)
-            progress(f"{scale:,}: EC2 measured")
-            measure_lifecycle(ctx, workers, scale)
-            progress(f"{scale:,}: lifecycle measured")
-            measure_reconcile(ctx, scale)
-            progress(f"{scale:,}: reconcile measured")
-            measure_health(ctx, scale)
-            measure_heals(ctx, scale)
+            if wanted("lists"):
+                measure_lists(ctx, scale)
+            if wanted("pages"):
+                measure_pages(ctx, scale)
+            if wanted("lists") or wanted("pages"):
+                web = row(
+                    "memory",
+                    "web process, during 1 and 2 (lists and pages)",
+                    "limit",
+                    200,
+                    unit="MB",
+                    floor_name="idle",
+                )
+                record(web, scale, peak_rss_mb(os.getpid()), IDLE_RSS)
+                progress(f"{scale:,}: lists and pages measured")
+            if wanted("ec2"):
+                measure_ec2(ctx, scale)
+                progress(f"{scale:,}: EC2 measured")
+            if wanted("lifecycle"):
+                measure_lifecycle(ctx, workers, scale)
+                progress(f"{scale:,}: lifecycle measured")
+            if wanted("reconcile"):
+                measure_reconcile(ctx, scale)
+                progress(f"{scale:,}: reconcile measured")
+            if wanted("health"):
+                measure_health(ctx, scale)
+            if wanted("heals"):
+                measure_heals(ctx, scale)
             progress(f"{scale:,}: health and heals measured")
     finally:
         workers.stop()
@@ -617,7 +639,7 @@ rates the cost is the time per action.
 
 
 if __name__ == "__main__":
-    connection.settings_dict["TEST"]["NAME"] = "adminvms_bench_api"
+    connection.settings_dict["TEST"]["NAME"] = os.environ.get("BENCH_DATABASE_NAME", "adminvms_bench_api")
     old = setup_databases(verbosity=0, interactive=False, serialized_aliases=set())
     try:
         table = main()
