@@ -237,6 +237,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "instances.tasks.fleet",
         "schedule": timedelta(seconds=env_float("ADMINVMS_FLEET_INTERVAL", 10)),
     },
+    "counts": {
+        "task": "instances.tasks.counts",
+        "schedule": timedelta(seconds=env_float("ADMINVMS_COUNTS_INTERVAL", 30)),
+    },
 }
 
 # --- adminvms ---------------------------------------------------------------
@@ -374,6 +378,15 @@ ADMINVMS |= {
     "BUILD_RATE_LIMIT": int(env("ADMINVMS_BUILD_RATE_LIMIT", "10")),
     # The project that holds the spare pools.
     "SPARE_PROJECT": env("ADMINVMS_SPARE_PROJECT", "adminvms-spares"),
+}
+
+# --- counts of large lists and of the console overview --------------------------
+ADMINVMS |= {
+    # A fleet of fewer live instances is counted on every overview; a larger one reads the count the
+    # worker takes every COUNTS_INTERVAL seconds (the page says when it was taken). A list (API or
+    # console) of at least this many rows keeps its count for COUNTS_INTERVAL seconds.
+    "COUNTS_EXACT_BELOW": int(env("ADMINVMS_COUNTS_EXACT_BELOW", "10000")),
+    "COUNTS_INTERVAL": CELERY_BEAT_SCHEDULE["counts"]["schedule"].total_seconds(),
 }
 
 # --- EC2-compatible API (/ec2/) ----------------------------------------------

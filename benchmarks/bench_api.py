@@ -151,6 +151,9 @@ class Context:
             raise RuntimeError(f"populating the fleet failed:\n{done.stderr}")
         self.size = scale
         progress(f"fleet at {scale:,}: {done.stdout.strip()}")
+        from instances import services
+
+        services.counts_take()  # what the worker's beat task does every 30 s: the overview's counts
         if self.appliance is None:
             self.appliance = Instance.objects.filter(
                 category__slug="vsa", project__slug="acme", status="ACTIVE"
@@ -181,8 +184,12 @@ def measure_lists(ctx: Context, scale: int) -> None:
         count = get(client, base).json()["count"]
         pages = max(1, math.ceil(count / PAGE))
         deep = max(1, math.ceil(0.9 * pages))
-        for label, url in (("first page", base), ("deep page", f"{base}&page={deep}")):
-            r = row("list API", f"{who}, {query or 'no category'}, {label}", "max_ratio", 3, floor_name="GET /me/")
+        # The deep page as a client walking the list reaches it: the next link of the page before it.
+        walked = get(client, f"{base}&page={deep - 1}").json()["next"] if deep > 1 else base
+        cases = [("first page", base, 3), ("deep page, next link", walked, 3), ("deep page, ?page=N", None, None)]
+        for label, url, target in cases:
+            url = url or f"{base}&page={deep}"
+            r = row("list API", f"{who}, {query or 'no category'}, {label}", "max_ratio", target, floor_name="GET /me/")
             calls = BACKEND_CALLS["n"]
             times, floors = interleaved(
                 lambda client=client, url=url: get(client, url),
@@ -191,7 +198,7 @@ def measure_lists(ctx: Context, scale: int) -> None:
             )
             with QueryCounter() as queries:
                 get(client, url)
-            page = f"page {deep} of {pages}" if label == "deep page" else f"{count:,} rows"
+            page = f"page {deep} of {pages}" if label.startswith("deep") else f"{count:,} rows"
             record(
                 r, scale, median(times), median(floors), sql=len(queries), calls=BACKEND_CALLS["n"] - calls, page=page
             )

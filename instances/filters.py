@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import django_filters
 from django.core.exceptions import ValidationError
+from django.db.models import Subquery
 
 from categories.choices import STANDARD_SLUG
 from categories.filters import CategoryParamFilterSet
+from categories.models import InstanceCategory
 from tenancy import policy
 from tenancy.models import Project
 
@@ -43,7 +45,9 @@ class InstanceFilterSet(CategoryParamFilterSet):
         queryset = super().filter_queryset(queryset)
         data = self.form.cleaned_data
         if not data.get("category"):
-            queryset = queryset.filter(category__slug=STANDARD_SLUG)
+            # By id, not by a join on the slug: the list's index (category, created_at) then serves the page.
+            standard = InstanceCategory.objects.filter(slug=STANDARD_SLUG).values("pk")[:1]
+            queryset = queryset.filter(category_id=Subquery(standard))
         if not data.get("status"):
             queryset = queryset.exclude(status=Status.DELETED)
         return queryset

@@ -26,6 +26,11 @@ class InstanceQuerySet(models.QuerySet):
     def with_related(self):
         return self.select_related("category", "project", "flavor", "image")
 
+    def for_list(self):
+        """``with_related`` for pages of many rows: the related rows are read once each (a query per
+        relation for the whole page), not joined to, and built again for, every row."""
+        return self.prefetch_related("category", "project", "flavor", "image")
+
     def user_managed(self):
         """Regular instances (``standard`` and other ``user`` categories), as opposed to managed ones."""
         return self.filter(category__management=Management.USER)
@@ -108,6 +113,14 @@ class Instance(models.Model):
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["project", "category", "status"]),
+            # Lists, newest first, of one category or of all: a page of ids and the count read these
+            # alone (index-only scans), never the table's rows before the page.
+            models.Index(
+                fields=["category", "-created_at", "id"], include=["status", "project"], name="instance_category_recent"
+            ),
+            models.Index(
+                fields=["-created_at", "id"], include=["status", "category", "project"], name="instance_recent"
+            ),
             # The fleet pass's heal candidates: few rows, found without reading the fleet.
             models.Index(fields=["health"], condition=models.Q(health="unhealthy"), name="instance_unhealthy"),
         ]
@@ -125,6 +138,11 @@ class Instance(models.Model):
         if self.task_state or self.status not in row.start_from:
             return False
         return not (row.needs_endpoint and not self.management_endpoint)
+
+    @property
+    def lifecycle_key(self) -> tuple:
+        """What ``lifecycle_allows`` reads, whatever the operation (``policy.can_key`` builds on it)."""
+        return bool(self.task_state), self.status, bool(self.management_endpoint)
 
     def lifecycle_refusal(self, operation: str) -> str:
         row = operations.get(operation)
@@ -262,6 +280,18 @@ class InstanceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event}: {self.result}"
+
+
+class FleetCounts(models.Model):
+    """The console overview's counts of live instances (per category, status, backend and health
+    verdict) as the worker last took them: the overview of a large fleet reads this one row instead of
+    counting every instance on each visit (``selectors.overview``)."""
+
+    taken_at = models.DateTimeField()
+    counts = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"fleet counts at {self.taken_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ReconcileRun(models.Model):

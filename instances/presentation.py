@@ -16,7 +16,7 @@ from tenancy import policy
 from . import operations
 from .choices import ActionStatus, Health, RolloutStatus, Status, TaskState
 from .models import Instance, InstanceAction, InstanceEvent, Rollout
-from .selectors import open_actions
+from .selectors import allowed_operations, open_actions
 from .services import rollout_verbs
 
 # What a member reads instead of a backend's error text (rule 9); the text itself stays
@@ -206,12 +206,16 @@ def detail_url(user, instance: Instance) -> str:
     return reverse("portal-instance", args=[instance.pk])
 
 
-def instance_row(user, instance: Instance, action: InstanceAction | None = None, error: str = "") -> dict:
-    """One table row: the row actions the policy allows now, progress, polling, the link."""
+def instance_row(
+    user, instance: Instance, action: InstanceAction | None = None, error: str = "", memo: dict | None = None
+) -> dict:
+    """One table row: the row actions the policy allows now, progress, polling, the link (``memo``: see
+    ``allowed_operations``)."""
+    allowed = allowed_operations(user, instance, memo)
     buttons = [
         {"op": op.name, "label": op.label, "icon": op.icon, "confirm": op.confirmation(instance.name)}
         for op in operations.ROW_ACTIONS
-        if policy.can(user, op.name, instance)
+        if op.name in allowed
     ]
     return {
         "instance": instance,
@@ -227,8 +231,8 @@ def instance_row(user, instance: Instance, action: InstanceAction | None = None,
 
 def instance_rows(user, instances) -> list[dict]:
     """The rows of a table, with the open actions of all of them read in one query."""
-    actions = open_actions(instances)
-    return [instance_row(user, i, actions.get(i.pk)) for i in instances]
+    actions, memo = open_actions(instances), {}
+    return [instance_row(user, i, actions.get(i.pk), memo=memo) for i in instances]
 
 
 # --- rollouts -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 
 from tenancy import policy
 from tenancy.errors import NotFound
@@ -21,14 +20,21 @@ def instance_get_visible(*, user, instance_id) -> Instance:
         raise NotFound("No such instance.") from exc
 
 
-def allowed_operations(user, instance: Instance) -> list[str]:
+def allowed_operations(user, instance: Instance, memo: dict | None = None) -> list[str]:
     """The operations of the table ``user`` may run on ``instance`` now: its buttons and its GUI (launch, and
-    the replacements only rollouts start, aside)."""
-    return [
+    the replacements only rollouts start, aside). A list passes one ``memo`` for all its rows: the policy
+    is then asked once per ``policy.can_key``, not for every operation of every row."""
+    key = policy.can_key(user, instance) if memo is not None else None
+    if key is not None and key in memo:
+        return memo[key]
+    allowed = [
         op.name
         for op in operations.TABLE
         if (op.row_action or op.needs_endpoint) and policy.can(user, op.name, instance)
     ]
+    if memo is not None:
+        memo[key] = allowed
+    return allowed
 
 
 def open_actions(instances) -> dict:
@@ -43,18 +49,15 @@ def open_actions(instances) -> dict:
 
 
 def overview(user) -> dict:
-    """Counts per category, status and backend, recent events, instances in ERROR, last drift."""
-    live = Instance.objects.visible_to(user).live()
+    """Recent events, instances in ERROR, last drift (the counts: ``services.overview_counts``). For
+    provider admins, who see every instance (the console)."""
+    if not policy.is_provider_admin(user):
+        raise NotFound("The overview is the provider's.")
+    live = Instance.objects.live()
     return {
-        "by_category": list(live.values("category__slug", "category__name").annotate(n=Count("pk")).order_by("-n")),
-        "by_status": list(live.values("status").annotate(n=Count("pk")).order_by("status")),
-        "by_backend": list(live.values("backend").annotate(n=Count("pk")).order_by("backend")),
-        "total": live.count(),
         "errors": list(live.filter(status=Status.ERROR).with_related().order_by("-updated_at")[:10]),
         "events": list(
-            InstanceEvent.objects.filter(instance__in=Instance.objects.visible_to(user))
-            .select_related("instance", "action__requested_by")
-            .order_by("-created_at")[:12]
+            InstanceEvent.objects.select_related("instance", "action__requested_by").order_by("-created_at")[:12]
         ),
         "drift": list(ReconcileRun.objects.order_by("-started_at")[:3]),
     }

@@ -86,3 +86,9 @@ def fleet() -> None:
             "fleet: %s heals, %s replacements, %s spares launched, %s retired",
             report.heals, report.replacements, report.spares_launched, report.spares_retired,
         )  # fmt: skip
+
+
+@shared_task(name="instances.tasks.counts", acks_late=True, ignore_result=True, expires=60)
+def counts() -> None:
+    """The console overview's counts of a large fleet (``services.counts``)."""
+    services.counts_take()

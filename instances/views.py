@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +17,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_POST
 
+from adminvms_dashboard.paging import Paginator
 from categories.models import Image, InstanceCategory, Volume
 from tenancy import policy
 from tenancy.decorators import provider_admin_required
@@ -179,10 +179,11 @@ def launch(request):
 
 @provider_admin_required
 def console_overview(request):
-    checked = Instance.objects.visible_to(request.user).live().filter(category__health_check_port__isnull=False)
+    counts, snapshot = services.overview_counts()
     context = {
-        "overview": selectors.overview(request.user),
-        "health": services.health_summary(checked),
+        "overview": {**selectors.overview(request.user), **counts},
+        "counted_at": snapshot.taken_at if snapshot else None,
+        "health": counts["health"],
         "health_verdicts": presentation.HEALTH_SUMMARY,
     }
     return render(request, "console/overview.html", context)
@@ -253,7 +254,7 @@ def _categories_set(request, item, assign, kind: str, back: str):
 def console_instances(request):
     params = request.GET.copy()
     params.setdefault("category", "all")
-    filterset = InstanceFilterSet(params, queryset=Instance.objects.with_related(), request=request)
+    filterset = InstanceFilterSet(params, queryset=Instance.objects.for_list(), request=request)
     try:
         queryset = filterset.qs if filterset.is_valid() else Instance.objects.none()
         size = min(max(int(request.GET.get("page_size") or 25), 1), 200)
@@ -268,8 +269,8 @@ def console_instances(request):
         "categories": InstanceCategory.objects.all(),
         "projects": Project.objects.all(),
         "statuses": Status.values,
-        # Without the default ordering: DISTINCT over (backend, created_at) would read every row into Python.
-        "backends": sorted(Instance.objects.order_by().values_list("backend", flat=True).distinct()),
+        # The backends this deployment runs (a DISTINCT over the instances would read every row).
+        "backends": enabled_backends(),
         "columns": presentation.columns_for(request.user),
         "query": _query_without(request, "page"),
         "sort_query": _query_without(request, "ordering", "page"),
@@ -388,7 +389,7 @@ def console_breaker_resume(request, breaker_id):
 def portal(request):
     """The member's standard (and other user-managed) instances, in the current project or all of theirs."""
     project = _current_project(request)
-    queryset = Instance.objects.with_related().visible_to(request.user).live().user_managed()
+    queryset = Instance.objects.for_list().visible_to(request.user).live().user_managed()
     if project is not None:
         queryset = queryset.filter(project=project)
     page = Paginator(queryset, 25).get_page(request.GET.get("page"))
@@ -407,21 +408,26 @@ def portal(request):
 
 @login_required
 def portal_appliances(request):
-    """The appliance categories the member may see, each with its instances."""
+    """The appliance categories the member may see, each with a page of its instances (``?<slug>-page=``)."""
     project = _current_project(request)
     categories = InstanceCategory.objects.visible_to(request.user).managed().filter(is_active=True).order_by("name")
-    instances = Instance.objects.with_related().visible_to(request.user).live().filter(category__in=categories)
+    instances = Instance.objects.for_list().visible_to(request.user).live().order_by("-created_at", "pk")
     if project is not None:
         instances = instances.filter(project=project)
-    rows = presentation.instance_rows(request.user, list(instances))
-    sections = [
-        {
-            "category": category,
-            "can_launch": bool(policy.can_launch_somewhere(request.user, category)),
-            "rows": [r for r in rows if r["instance"].category_id == category.pk],
-        }
-        for category in categories
-    ]
+    sections = []
+    for category in categories:
+        param = f"{category.slug}-page"
+        page = Paginator(instances.filter(category=category), 25).get_page(request.GET.get(param))
+        sections.append(
+            {
+                "category": category,
+                "can_launch": bool(policy.can_launch_somewhere(request.user, category)),
+                "rows": presentation.instance_rows(request.user, page.object_list),
+                "page": page,
+                "page_param": param,
+                "query": _query_without(request, param),
+            }
+        )
     context = {
         "sections": sections,
         "project": project,

@@ -162,6 +162,13 @@ def can(user, operation: str, instance) -> Verdict:
     return ALLOW
 
 
+def can_key(user, instance) -> tuple:
+    """What ``can(user, operation, instance)`` depends on besides the operation: instances with the same
+    key get the same verdicts, so a list asks once per key and not for every operation of every row."""
+    who = None if is_provider_admin(user) else (role_in(user, instance.project_id), instance.category_id)
+    return who, instance.lifecycle_key
+
+
 _READERS_DO_NOT_LAUNCH = "Readers may only look, not launch."
 
 

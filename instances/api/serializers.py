@@ -41,6 +41,10 @@ class HealthField(serializers.CharField):
     """The verdict as the model holds it; ``present_instance`` turns it into what the caller reads."""
 
 
+# How DRF writes a date and time (ISO 8601 in the current time zone, "Z" for UTC).
+_DATETIME = serializers.DateTimeField()
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -76,11 +80,57 @@ class InstanceSerializer(serializers.ModelSerializer):
         return is_simulated(instance.backend)
 
     def get_allowed_operations(self, instance) -> list[str]:
-        return allowed_operations(self.context["request"].user, instance)
+        # One memo for the rows of a list (the child serializer serves them all): the policy is asked once
+        # per kind of row, not for every operation of every row.
+        return allowed_operations(self.context["request"].user, instance, self.__dict__.setdefault("_memo", {}))
 
     def to_representation(self, instance):
-        data = super().to_representation(instance)
+        data = self._fields_of(instance)
         return present_instance(data, user=self.context["request"].user, instance=instance)
+
+    def _fields_of(self, instance) -> dict:
+        """What DRF's ``to_representation`` makes of ``instance``, without its generic field machinery, which
+        a list of 100 rows pays for 3,000 times (tests/test_api.py compares both on every kind of row)."""
+        category, project, flavor, image = instance.category, instance.project, instance.flavor, instance.image
+        when = self._datetime
+        return {
+            "id": str(instance.id),
+            "name": instance.name,
+            "category": category.slug,
+            "project": project.slug,
+            "flavor": flavor.name if flavor is not None else None,
+            "image": image.pk if image is not None else None,
+            "image_name": image.name if image is not None else None,
+            "status": instance.status,
+            "task_state": instance.task_state,
+            "backend": instance.backend,
+            "simulated": is_simulated(instance.backend),
+            "backend_id": instance.backend_id,
+            "host": instance.host,
+            "availability_zone": instance.availability_zone,
+            "addresses": instance.addresses,
+            "management_endpoint": instance.management_endpoint,
+            "metadata": instance.metadata,
+            "tags": instance.tags,
+            "fault": instance.fault,
+            "health": instance.health,
+            "health_failures": instance.health_failures,
+            "health_since": when(instance.health_since),
+            "health_checked_at": when(instance.health_checked_at),
+            "health_error": instance.health_error,
+            "generation": instance.generation,
+            "is_spare": instance.is_spare,
+            "allowed_operations": self.get_allowed_operations(instance),
+            "restricted": False,
+            "created_at": when(instance.created_at),
+            "updated_at": when(instance.updated_at),
+            "launched_at": when(instance.launched_at),
+            "deleted_at": when(instance.deleted_at),
+        }
+
+    @staticmethod
+    def _datetime(value):
+        return None if value is None else _DATETIME.to_representation(value)
 
 
 # For the schema only: InstanceViewSet.create() builds this body from InstanceSerializer.

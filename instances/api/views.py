@@ -67,7 +67,7 @@ class InstanceViewSet(
     filterset_class = InstanceFilterSet
 
     def get_queryset(self):
-        return Instance.objects.with_related().visible_to(self.request.user)
+        return Instance.objects.for_list().visible_to(self.request.user)
 
     def get_object(self):
         return selectors.instance_get_visible(user=self.request.user, instance_id=self.kwargs["pk"])

@@ -166,7 +166,7 @@ def _project_param(caller: Caller, params: Params, tags: dict[str, str] | None =
 
 
 def _visible_instances(caller: Caller, params: Params):
-    instances = Instance.objects.with_related().select_related("launch_request").visible_to(caller.user)
+    instances = Instance.objects.for_list().prefetch_related("launch_request").visible_to(caller.user)
     project = _project_param(caller, params)
     return instances.filter(project=project) if project is not None else instances
 

@@ -13,6 +13,8 @@ from xml.etree import ElementTree as ET
 
 from django.core import signing
 
+from adminvms_dashboard.paging import Keyset, rows_in_order
+
 NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 # Parameters every request may carry besides the action's own: the query-string signature's among them.
@@ -219,13 +221,14 @@ def paginate(queryset, params: Params, *, what: str, default: int = 1000) -> Pag
             raise invalid("The NextToken is not one this endpoint gave.") from None
         if kind != what:
             raise invalid("The NextToken belongs to another request.")
-        after = datetime.fromisoformat(created)
-        queryset = queryset.filter(created_at__gte=after).exclude(created_at=after, pk__lte=pk)
-    rows = list(queryset[: size + 1])
-    if len(rows) <= size:
+        queryset = queryset.filter(Keyset.of(queryset).after([datetime.fromisoformat(created), pk]))
+    # The page's ids through the ordering's index, then their rows (and what they prefetch) by id.
+    ids = list(queryset.values_list("pk", flat=True)[: size + 1])
+    rows = rows_in_order(queryset, ids[:size])
+    if len(ids) <= size or not rows:
         return Page(rows, None)
-    last = rows[size - 1]
-    return Page(rows[:size], signing.dumps([last.created_at.isoformat(), str(last.pk), what], salt=_TOKEN_SALT))
+    last = rows[-1]
+    return Page(rows, signing.dumps([last.created_at.isoformat(), str(last.pk), what], salt=_TOKEN_SALT))
 
 
 # --- documents ------------------------------------------------------------------------

@@ -8,7 +8,8 @@
 - ``gui``: opening an appliance's GUI on its own origin (ticket, session, per-user cap);
 - ``adoption``: servers adminvms did not create, matched to categories by rules and taken over;
 - ``health``: probing the appliances of categories with a health check, and their verdicts;
-- ``fleet``: auto-heal behind a circuit breaker, rolling replacement to a new image, spare pools.
+- ``fleet``: auto-heal behind a circuit breaker, rolling replacement to a new image, spare pools;
+- ``counts``: the console overview's counts of the fleet, taken by the worker for a large one.
 
 Every caller (REST API, web pages, Celery tasks, management commands) goes
 through these functions; none repeats a rule. The names below are the public ones.
@@ -17,6 +18,7 @@ through these functions; none repeats a rule. The names below are the public one
 from .adoption import BUILTIN_RULES as BUILTIN_RULE_SETS
 from .adoption import adoption_apply, adoption_plan, rules_from, rules_named, rules_saved
 from .catalog import backend_problem, catalog_sync, image_categories_set, volume_categories_set, volumes_sync
+from .counts import counts_take, overview_counts
 from .execution import action_fail, action_step, actions_expire
 from .fleet import (
     breaker_resume,
@@ -29,7 +31,7 @@ from .fleet import (
     rollouts_progress,
 )
 from .gui import gui_access, gui_slot_acquire, gui_slot_release, gui_ticket_issue, gui_ticket_redeem
-from .health import health_check, health_summary
+from .health import health_check
 from .lifecycle import instance_act, instance_launch, spare_project
 from .reconcile import drift_apply, drift_compare, instances_reconcile
 
@@ -43,6 +45,7 @@ __all__ = [
     "backend_problem",
     "breaker_resume",
     "catalog_sync",
+    "counts_take",
     "drift_apply",
     "drift_compare",
     "fleet_run",
@@ -52,12 +55,12 @@ __all__ = [
     "gui_ticket_issue",
     "gui_ticket_redeem",
     "health_check",
-    "health_summary",
     "image_categories_set",
     "instance_act",
     "instance_launch",
     "instances_reconcile",
     "open_breakers",
+    "overview_counts",
     "rollout_progress",
     "rollout_set",
     "rollout_start",

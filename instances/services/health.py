@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count
 from django.utils import timezone
 
 from ..choices import Health, Status
@@ -127,9 +126,3 @@ def health_check(*, backends: list[str] | None = None) -> HealthReport:
             for name in ("probed", "healthy", "failing", "unhealthy"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
     return total
-
-
-def health_summary(instances) -> dict[str, int]:
-    """Verdict → count (``unchecked`` for never probed), for the console's overview; one query."""
-    rows = instances.order_by().values("health").annotate(n=Count("pk")).values_list("health", "n")
-    return {health or "unchecked": n for health, n in rows}

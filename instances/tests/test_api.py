@@ -731,3 +731,103 @@ def test_launch_keeps_the_users_tags_and_refuses_reserved_ones(api, demo):
     assert refused.status_code == 400 and "tags" in refused.json()
     assert client.post("/api/v1/instances/", {"name": "x", "tags": {"k": "\x00"}}, format="json").status_code == 400
     assert Instance.objects.filter(name="x").count() == 0
+
+
+# --- lists at scale: the lean representation is DRF's -------------------------------------------
+
+
+def test_the_lists_representation_is_drfs_for_every_kind_of_row_and_caller(demo, api, spread):
+    """The serializer builds each row without DRF's generic field machinery (``_fields_of``, for lists of
+    thousands): what it answers is exactly what DRF's ModelSerializer makes of the same fields, through
+    the same restrictions, for admins, members and readers, on plain, faulty, unhealthy, busy and spare
+    rows, with the buttons each may press."""
+    from django.utils import timezone
+    from rest_framework import serializers
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from instances.api.serializers import InstanceSerializer
+    from instances.presentation import present_instance
+
+    now = timezone.now()
+    Instance.objects.filter(pk=spread["acme-vsa"].pk).update(
+        health="unhealthy", health_failures=3, health_since=now, health_error="GET http://10.9.9.9: refused",
+        fault="nova: boom on host-7", status="ERROR", management_endpoint="10.9.9.9:443",
+        metadata={"adminvms:instance": "x"}, tags={"team": "a"},
+        addresses={"project": ["10.0.0.5"], "management": ["172.31.0.9"]},
+    )  # fmt: skip
+    Instance.objects.filter(pk=spread["acme-standard"].pk).update(task_state="rebooting", status="REBOOTING")
+    Instance.objects.filter(pk=spread["acme-lb"].pk).update(is_spare=True, launched_at=now, deleted_at=now, image=None)
+    rows = list(Instance.objects.for_list().order_by("name"))
+
+    def generic(serializer, instance):  # DRF's own walk over the same fields, then the same restrictions
+        data = serializers.ModelSerializer.to_representation(serializer, instance)
+        return present_instance(data, user=serializer.context["request"].user, instance=instance)
+
+    for user in (demo.admin, demo.alice, demo.rita, demo.bob):
+        request = Request(APIRequestFactory().get(INSTANCES))
+        request.user = user
+        lean = InstanceSerializer(rows, many=True, context={"request": request})
+        drf = InstanceSerializer(context={"request": request})
+        assert list(lean.child._fields_of(rows[0])) == InstanceSerializer.Meta.fields
+        expected = [generic(drf, row) for row in rows]
+        assert JSONRenderer().render(lean.data) == JSONRenderer().render(expected), user.username
+
+
+def test_next_links_walk_the_list_once_in_order_with_any_ordering(demo, api):
+    """``next`` links carry a cursor (the page continues after the last row shown): following them gives
+    every row exactly once, in the order of ``?page=N``, for the default ordering and a chosen one, with
+    ties (same name, same created_at) broken by id; ``previous`` goes back by page number."""
+    _bulk(demo, 23)
+    Instance.objects.filter(name__in=["bulk-0003", "bulk-0004", "bulk-0005"]).update(name="twin")
+    client = api(demo.alice)
+    for ordering in ("", "name", "-status"):
+        params = {"page_size": 5, **({"ordering": ordering} if ordering else {})}
+        by_number = [
+            [i["id"] for i in _ok(client.get(INSTANCES, {**params, "page": n}))["results"]] for n in range(1, 6)
+        ]
+        walked, body = [], _ok(client.get(INSTANCES, params))
+        while True:
+            walked.append([i["id"] for i in body["results"]])
+            assert body["count"] == 23
+            if not body["next"]:
+                break
+            assert "cursor=" in body["next"] and "page=" not in body["next"].replace("page_size", "")
+            body = _ok(client.get(body["next"]))
+            assert "cursor=" not in body["previous"]
+            back = _ok(client.get(body["previous"]))
+            assert [i["id"] for i in back["results"]] == walked[-1]
+        assert walked == by_number, ordering
+
+
+def test_a_cursor_from_elsewhere_is_400_naming_it(demo, api):
+    _bulk(demo, 12)
+    client = api(demo.alice)
+    cursor = _ok(client.get(INSTANCES, {"page_size": 5}))["next"].split("cursor=")[1]
+    _error(client.get(INSTANCES, {"page_size": 5, "cursor": "forged"}), 400, "cursor")
+    _error(client.get(INSTANCES, {"page_size": 5, "cursor": cursor, "ordering": "name"}), 400, "cursor")
+    _error(client.get(INSTANCES, {"page_size": 5, "cursor": cursor[:-3] + "abc"}), 400, "cursor")
+
+
+def test_a_long_lists_count_is_kept_for_the_counts_interval(demo, api, settings):
+    """A list of at least COUNTS_EXACT_BELOW rows keeps its count for COUNTS_INTERVAL seconds (counting
+    100,000 rows on every page costs more than the page); a shorter list is counted every time."""
+    from django.core.cache import cache
+
+    settings.ADMINVMS = {**settings.ADMINVMS, "COUNTS_EXACT_BELOW": 10, "COUNTS_INTERVAL": 30}
+    cache.clear()
+    try:
+        _bulk(demo, 8)
+        client = api(demo.alice)
+        assert _ok(client.get(INSTANCES, {"page_size": 5}))["count"] == 8
+        _bulk(demo, 4)
+        assert _ok(client.get(INSTANCES, {"page_size": 5}))["count"] == 12  # 8 was short: counted again
+        _bulk(demo, 1)
+        body = _ok(client.get(INSTANCES, {"page_size": 5}))
+        assert body["count"] == 12  # kept
+        assert _ok(client.get(INSTANCES, {"page_size": 5, "status": "ACTIVE,BUILDING"}))["count"] == 13
+        cache.clear()  # the interval is over
+        assert _ok(client.get(INSTANCES, {"page_size": 5}))["count"] == 13
+    finally:
+        cache.clear()

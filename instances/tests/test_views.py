@@ -291,3 +291,54 @@ def test_members_read_a_plain_fault_admins_the_backends_text(demo, web, api, app
         assert "sim-host-1" not in body and "10.9.8.7" not in body and appliance.backend_id not in body
     assert "the provider has been told" in member_views[0]
     assert raw in web(demo.admin).get(f"/console/instances/{appliance.pk}/").content.decode()
+
+
+def test_portal_appliances_pages_each_category_on_its_own(demo, web):
+    """The appliances page shows a page of each category's instances, not every one: 30 vsa appliances
+    read as 25 and a link to the next 5, which keeps the other sections where they were."""
+    from tests.factories import InstanceFactory
+
+    vsa, lb = demo.categories["vsa"], demo.categories["lb"]
+    for n in range(30):
+        InstanceFactory(name=f"store-{n:02d}", category=vsa, project=demo.acme)
+    InstanceFactory(name="balancer", category=lb, project=demo.acme)
+    alice = web(demo.alice)
+    first = alice.get("/portal/appliances/").content.decode()
+    assert sum(f"store-{n:02d}" in first for n in range(30)) == 25
+    assert "balancer" in first and "Page 1 of 2 · 30 instances" in first
+    assert 'href="?&vsa-page=2"' in first
+    second = alice.get("/portal/appliances/?vsa-page=2").content.decode()
+    assert sum(f"store-{n:02d}" in second for n in range(30)) == 5 and "balancer" in second
+    assert {f"store-{n:02d}" for n in range(30) if f"store-{n:02d}" in first + second} == {
+        f"store-{n:02d}" for n in range(30)
+    }
+
+
+def test_a_large_fleets_overview_reads_the_workers_count_until_it_is_stale(demo, web, appliance, settings):
+    """Above COUNTS_EXACT_BELOW the overview shows the count the worker took (and when), not a count of
+    every row; a count older than three intervals (no worker) gives way to counting now."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from instances.models import FleetCounts
+    from tests.factories import InstanceFactory
+
+    settings.ADMINVMS = {**settings.ADMINVMS, "COUNTS_EXACT_BELOW": 1, "COUNTS_INTERVAL": 30}
+    admin = web(demo.admin)
+    snapshot = services.counts_take()
+    assert snapshot.counts["total"] == 1 and snapshot.counts["health"] == {"unchecked": 1}
+    InstanceFactory(name="after", category=demo.categories["standard"], project=demo.acme)
+    page = admin.get("/console/").content.decode()
+    assert '<div class="display-6" id="total">1</div>' in page and 'id="counted-at"' in page
+    FleetCounts.objects.update(taken_at=timezone.now() - timedelta(seconds=91))
+    page = admin.get("/console/").content.decode()
+    assert '<div class="display-6" id="total">2</div>' in page and 'id="counted-at"' not in page
+    services.counts_take()
+    assert FleetCounts.objects.get().counts["total"] == 2  # one row, the newest
+
+
+def test_a_small_fleet_is_counted_on_every_visit(demo, web, appliance):
+    services.counts_take()
+    page = web(demo.admin).get("/console/").content.decode()
+    assert '<div class="display-6" id="total">1</div>' in page and 'id="counted-at"' not in page
