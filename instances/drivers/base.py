@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import http.client
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -260,6 +261,13 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def list_servers(self) -> list[ServerInfo]:
         """Every server stamped by us, in bulk (reconcile): calls grow with pages, not servers."""
+
+    def list_servers_pages(self, page_size: int) -> Iterator[list[ServerInfo]]:
+        """What ``list_servers`` lists, ``page_size`` servers at a time, so that reconcile holds one page.
+        A backend whose API pages asks for each page as it is needed; this default slices one listing."""
+        servers = self.list_servers()
+        for start in range(0, len(servers), page_size):
+            yield servers[start : start + page_size]
 
     def list_volumes(self) -> list[VolumeInfo]:
         """Every volume of every project with its attachments, in bulk: calls grow with pages, not volumes."""

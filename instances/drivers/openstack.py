@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import keystoneauth1.exceptions as ks_exc
@@ -711,3 +711,19 @@ class OpenStackDriver(ComputeDriver):
         with _Translate():
             ports = self._stamped_ports()
             return [self._info(server, ports.get(server.id, [])) for server in self._servers(tags=STAMP_TAG)]
+
+    def list_servers_pages(self, page_size: int) -> Iterator[list[ServerInfo]]:
+        """Nova's pages of stamped servers, each requested as it is needed (the SDK follows Nova's next
+        link: a page of its ``max_limit``, 1,000 by default; an explicit ``limit`` would cost one more
+        request after a short last page), handed out ``page_size`` at a time; our stamped ports are
+        listed once before, as ``list_servers`` does."""
+        with _Translate():
+            ports = self._stamped_ports()
+            page: list[ServerInfo] = []
+            for server in self._servers(tags=STAMP_TAG):
+                page.append(self._info(server, ports.get(server.id, [])))
+                if len(page) == page_size:
+                    yield page
+                    page = []
+            if page:
+                yield page

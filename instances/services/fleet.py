@@ -74,11 +74,6 @@ def breakers_evaluate(now=None) -> list[HealBreaker]:
     window_start = now - timedelta(seconds=float(conf("HEAL_BREAKER_WINDOW")))
     share, minimum = float(conf("HEAL_BREAKER_SHARE")), int(conf("HEAL_BREAKER_MIN"))
     healed = Instance.objects.filter(category__auto_heal=True, is_spare=False)
-    live = healed.live()
-    totals = {
-        scope: dict(live.values(column).annotate(n=Count("pk")).values_list(column, "n"))
-        for scope, column in ((BreakerScope.CATEGORY, "category__slug"), (BreakerScope.BACKEND, "backend"))
-    }
     resumed = {
         (scope, key): at
         for scope, key, at in HealBreaker.objects.filter(resumed_at__gte=window_start)
@@ -94,10 +89,14 @@ def breakers_evaluate(now=None) -> list[HealBreaker]:
         for scope, key in ((BreakerScope.CATEGORY, slug), (BreakerScope.BACKEND, backend)):
             if at > resumed.get((scope, key), window_start):
                 turned[(scope, key)].add(instance_id)
+    # The totals read every auto-healed row of a scope: counted only where enough turned to matter.
+    columns = {BreakerScope.CATEGORY: "category__slug", BreakerScope.BACKEND: "backend"}
     opened = []
     for (scope, key), ids in sorted(turned.items()):
-        total = totals[scope].get(key, 0)
-        if (scope, key) in already_open or len(ids) < minimum or len(ids) <= share * total:
+        if (scope, key) in already_open or len(ids) < minimum:
+            continue
+        total = healed.live().filter(**{columns[scope]: key}).count()
+        if len(ids) <= share * total:
             continue
         reason = (
             f"{len(ids)} of {total} auto-healed instances of {scope} '{key}' turned unhealthy within "

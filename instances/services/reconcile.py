@@ -1,12 +1,14 @@
 """Reconcile: compare our rows with what each backend reports, in bulk, and apply the drift.
 
 ``drift_compare`` is pure (rows and servers in, a ``Drift`` out); ``drift_apply``
-writes it; ``instances_reconcile`` runs both for every backend. Queries and
-backend calls do not grow with the number of instances.
+writes it; ``instances_reconcile`` runs both for every backend, a page of servers
+at a time: queries and backend calls grow with pages, not instances, and a worker
+holds one page of rows and servers (and the backend ids of the idle rows).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +31,8 @@ _WRITTEN = (
     "status", "fault", "backend_id", "host", "addresses", "management_endpoint", "health", "health_since",
     "health_error",
 )  # fmt: skip
+# Servers listed, and rows read, at a time.
+PAGE_SIZE = 1000
 _RECONCILED = {
     ServerStatus.ACTIVE: Status.ACTIVE,
     ServerStatus.STOPPED: Status.STOPPED,
@@ -85,7 +89,9 @@ def _drifted(inst: Instance, info: ServerInfo, backend: str) -> InstanceEvent | 
     return event
 
 
-def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[ServerInfo]) -> Drift:
+def drift_compare(
+    *, backend: str, rows: Iterable[Instance], servers: list[ServerInfo], owners: dict[str, str | None] | None = None
+) -> Drift:
     """Compare live rows of ``backend`` with its servers. Pure: changes the given row objects, writes nothing.
 
     A row an action owns (``task_state`` set) is left to that action. A row is matched
@@ -94,9 +100,13 @@ def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[Serve
     server to compare. A row whose server is missing turns ERROR; a server stamped with
     no live row, or with one that runs on another server (one a heal or rollout replaced
     but could not delete), is an orphan.
+
+    When ``servers`` are one page of a longer listing, ``owners`` tells of the rows not among
+    ``rows`` that servers of the page are stamped with: instance id → the backend id its row
+    runs on (None while an action owns it).
     """
     by_backend_id = {s.backend_id: s for s in servers}
-    drift, known = Drift(), {}
+    drift, known = Drift(), dict(owners or {})
     for inst in rows:
         drift.checked += 1
         # The server the row runs on; None while an action owns the row (a launch or a replacement
@@ -116,29 +126,93 @@ def drift_compare(*, backend: str, rows: Iterable[Instance], servers: list[Serve
     return drift
 
 
-@transaction.atomic
-def drift_apply(*, run: ReconcileRun, drift: Drift) -> ReconcileRun:
-    """Write the drift and finish ``run``. One conditional UPDATE per drifted row (not
-    per instance): a row that changed since it was read (an action claimed it, or one
-    finished while the backend was listed) keeps what it has."""
+def _drift_write(changes: list[tuple[Instance, InstanceEvent]]) -> list[InstanceEvent]:
+    """One conditional UPDATE per drifted row (not per instance): a row that changed since it was
+    read (an action claimed it, or one finished while the backend was listed) keeps what it has.
+    The events of the rows written."""
     applied = []
-    for inst, event in drift.changes:
+    for inst, event in changes:
         values = {name: getattr(inst, name) for name in _WRITTEN}
         unchanged = Instance.objects.filter(pk=inst.pk, task_state="", updated_at=inst.updated_at)
         if unchanged.update(**values, updated_at=timezone.now()):
             applied.append(event)
     InstanceEvent.objects.bulk_create(applied)
-    run.checked = drift.checked
+    return applied
+
+
+def _run_finish(run: ReconcileRun, *, checked: int, applied: list[InstanceEvent], orphans: list[dict]) -> ReconcileRun:
+    run.checked = checked
     run.updated = len(applied)
     run.vanished = [str(e.instance_id) for e in applied if e.event == "vanished"]
-    run.orphans = drift.orphans
+    run.orphans = orphans
     run.finished_at = timezone.now()
     run.save()
     return run
 
 
-def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileRun]:
-    """Compare the database with each backend in bulk and apply what drifted.
+@transaction.atomic
+def drift_apply(*, run: ReconcileRun, drift: Drift) -> ReconcileRun:
+    """Write the drift and finish ``run``."""
+    return _run_finish(run, checked=drift.checked, applied=_drift_write(drift.changes), orphans=drift.orphans)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _page_drift(backend: str, live, servers: list[ServerInfo]) -> Drift:
+    """The drift of one page of servers: the rows that recorded them, read after the page was listed,
+    and the owners of the other instances the page's servers are stamped with (few: orphans, and rows
+    that run on another server)."""
+    rows = list(live.filter(backend_id__in=[s.backend_id for s in servers]).only(*RECONCILE_FIELDS))
+    read = {str(inst.pk) for inst in rows}
+    stamps = {s.instance_id for s in servers if s.instance_id not in read and _is_uuid(s.instance_id)}
+    owners: dict[str, str | None] = {}
+    if stamps:
+        for pk, backend_id, task_state in live.filter(pk__in=stamps).values_list("pk", "backend_id", "task_state"):
+            owners[str(pk)] = None if task_state else backend_id
+    return drift_compare(backend=backend, rows=rows, servers=servers, owners=owners)
+
+
+def _backend_reconcile(run: ReconcileRun, backend: str, page_size: int) -> ReconcileRun:
+    """Reconcile one backend a page at a time, each page's drift written before the next is listed.
+
+    The idle rows' backend ids are read before the listing: a row whose server no page lists
+    vanished, unless an action moved it to another server meanwhile (then it is not read again).
+    A listing that fails halfway keeps the pages written and marks nothing vanished."""
+    live = Instance.objects.filter(backend=backend).live()
+    expected, checked = set(), 0
+    for backend_id, task_state in live.values_list("backend_id", "task_state").iterator(chunk_size=10 * page_size):
+        checked += 1
+        if backend_id and not task_state:
+            expected.add(backend_id)
+    applied, orphans = [], []
+    try:
+        for servers in get_driver(backend).list_servers_pages(page_size):
+            expected.difference_update(s.backend_id for s in servers)
+            drift = _page_drift(backend, live, servers)
+            if drift.changes:
+                with transaction.atomic():
+                    applied += _drift_write(drift.changes)
+            orphans += drift.orphans
+    except DriverError as exc:
+        run.error = str(exc)
+        return _run_finish(run, checked=0, applied=applied, orphans=orphans)
+    missing = sorted(expected)
+    for start in range(0, len(missing), page_size):
+        rows = live.filter(backend_id__in=missing[start : start + page_size]).only(*RECONCILE_FIELDS)
+        drift = drift_compare(backend=backend, rows=rows, servers=[])
+        with transaction.atomic():
+            applied += _drift_write(drift.changes)
+    return _run_finish(run, checked=checked, applied=applied, orphans=orphans)
+
+
+def instances_reconcile(*, backends: list[str] | None = None, page_size: int = PAGE_SIZE) -> list[ReconcileRun]:
+    """Compare the database with each backend, ``page_size`` servers at a time, and apply what drifted.
 
     Updates statuses that drifted, marks instances whose server vanished ERROR,
     reports orphans (servers stamped by us with no live row) and first ends
@@ -149,14 +223,5 @@ def instances_reconcile(*, backends: list[str] | None = None) -> list[ReconcileR
     for backend in backends or enabled_backends():
         run = ReconcileRun.objects.create(backend=backend, expired_actions=expired)
         expired = 0
-        try:
-            servers = get_driver(backend).list_servers()
-        except DriverError as exc:
-            run.error = str(exc)
-            run.finished_at = timezone.now()
-            run.save()
-            runs.append(run)
-            continue
-        rows = Instance.objects.filter(backend=backend).live().only(*RECONCILE_FIELDS)
-        runs.append(drift_apply(run=run, drift=drift_compare(backend=backend, rows=rows, servers=servers)))
+        runs.append(_backend_reconcile(run, backend, page_size))
     return runs
