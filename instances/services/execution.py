@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from categories.choices import AntiAffinity, NetworkPlacement
@@ -32,9 +35,11 @@ from ..drivers.base import (
 from ..drivers.registry import get_driver
 from ..models import Instance, InstanceAction
 from .lifecycle import FROM_POOL
-from .records import Result, actions_resend, actions_waiting_for_queue, conf, event_record
+from .records import Result, actions_resend, actions_waiting_for_queue, conf, event_record, events_record
 
 log = logging.getLogger(__name__)
+
+OPEN = (ActionStatus.PENDING, ActionStatus.RUNNING)
 
 
 def _different_host(instance: Instance) -> tuple[str, ...]:
@@ -84,21 +89,64 @@ def _spec(instance: Instance, *, generation: int | None = None, image=None) -> S
     )
 
 
-def _close(action_id, *, ok: bool, status: str | None, message: str = "", info: ServerInfo | None = None) -> None:
-    """Finish an action once, whatever number of deliveries race to do it.
+@dataclass
+class _Writes:
+    """What a step learnt from the backend (the server's id, that the call was made, events), written
+    in the transaction that ends the step: one commit a step, not one a fact. Whatever way the step
+    leaves (a poll, the end, an exception), ``flush`` or ``_close`` writes them."""
+
+    instance: dict = field(default_factory=dict)
+    action: dict = field(default_factory=dict)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def event(self, event: str, result: str = Result.INFO, message: str = "") -> None:
+        self.events.append((event, result, message))
+
+    def write(self, action_id, instance_id, *, action: bool = True) -> None:
+        """Write them in the caller's transaction (``action``: the action's own changes too)."""
+        if action and self.action:
+            InstanceAction.objects.filter(pk=action_id).update(**self.action)
+        if self.instance:
+            Instance.objects.filter(pk=instance_id).update(**self.instance)
+        events_record(instance_id, action_id, self.events)
+        self.instance, self.action, self.events = {}, {}, []
+
+    def flush(self, action_id, instance_id) -> None:
+        if self.instance or self.action or self.events:
+            with transaction.atomic():
+                self.write(action_id, instance_id)
+
+
+def _close(
+    action_id,
+    *,
+    ok: bool,
+    status: str | None,
+    message: str = "",
+    info: ServerInfo | None = None,
+    action: InstanceAction | None = None,
+    writes: _Writes | None = None,
+) -> None:
+    """Finish an action once, whatever number of deliveries race to do it: a conditional UPDATE of an
+    open action, in one transaction with the step's ``writes``, the instance and the final event.
 
     ``status`` ``None`` keeps the instance's status and fault: a replacement that failed leaves the
     instance on the server it had."""
+    if action is None:
+        action = InstanceAction.objects.only("pk", "instance_id", "action").get(pk=action_id)
+    writes = writes or _Writes()
     with transaction.atomic():
-        action = InstanceAction.objects.select_for_update().select_related("instance").get(pk=action_id)
-        if not action.is_open:
-            return
         now = timezone.now()
-        action.status = ActionStatus.SUCCEEDED if ok else ActionStatus.FAILED
-        action.message = message
-        action.finished_at = now
-        action.save(update_fields=["status", "message", "finished_at"])
-        changes: dict = {"task_state": "", "updated_at": now}
+        closed = InstanceAction.objects.filter(pk=action_id, status__in=OPEN).update(
+            **writes.action,
+            status=ActionStatus.SUCCEEDED if ok else ActionStatus.FAILED,
+            message=message,
+            finished_at=now,
+        )
+        if not closed:
+            writes.write(action_id, action.instance_id, action=False)  # the server it made, its events
+            return
+        changes: dict = {**writes.instance, "task_state": "", "updated_at": now}
         if status is not None:
             changes.update(status=status, fault="" if ok else message)
         if info is not None:
@@ -108,23 +156,26 @@ def _close(action_id, *, ok: bool, status: str | None, message: str = "", info: 
         if status == Status.DELETED:
             changes["deleted_at"] = now
         Instance.objects.filter(pk=action.instance_id).update(**changes)
-        event_record(
-            action.instance_id,
-            action,
+        writes.event(
             "finished" if ok else "failed",
             Result.SUCCESS if ok else Result.ERROR,
             message or f"{action.action} finished: {status}",
         )
+        writes.instance, writes.action = {}, {}
+        writes.write(action_id, action.instance_id)
 
 
-def action_fail(*, action_id, fault: str) -> None:
+def action_fail(*, action_id, fault: str, writes: _Writes | None = None) -> None:
     """End an action in ERROR with a fault a human understands (never stuck).
 
     A replacement that fails is deleted (as far as the backend answers) and its instance keeps the
-    server and status it had; the fault goes to the action and its events."""
+    server and status it had; the fault goes to the action and its events. ``writes``: what the step
+    learnt before it failed (a launch's server id), written with the end."""
     log.warning("action %s failed: %s", action_id, fault)
     action = InstanceAction.objects.filter(pk=action_id).select_related("instance").first()
-    if action is not None and action.is_open and operations.get(action.action).replaces:
+    if action is None:
+        return
+    if action.is_open and operations.get(action.action).replaces:
         new_id = action.params.get(NEW_SERVER, "")
         if new_id and action.instance.backend_id != new_id:
             try:
@@ -135,20 +186,24 @@ def action_fail(*, action_id, fault: str) -> None:
                     action.instance_id, action, "replacement_left", Result.ERROR,
                     f"The failed replacement {new_id} could not be deleted: {exc}",
                 )  # fmt: skip
-        _close(action_id, ok=False, status=None, message=fault)
+        _close(action_id, ok=False, status=None, message=fault, action=action, writes=writes)
         return
-    _close(action_id, ok=False, status=Status.ERROR, message=fault)
+    _close(action_id, ok=False, status=Status.ERROR, message=fault, action=action, writes=writes)
 
 
-def _create(action: InstanceAction, instance: Instance, driver) -> ServerInfo:
-    """The launch's one create call; idempotent, so a redelivered task finds the server an earlier try made."""
-    Instance.objects.filter(pk=instance.pk).update(task_state=TaskState.SPAWNING)
-    event_record(instance.pk, action, "spawning", message=f"creating the server on backend '{instance.backend}'")
+def _spawns(row: operations.Operation, action: InstanceAction, instance: Instance) -> bool:
+    """Whether this step makes the launch's server (no server recorded yet, none taken from the pool)."""
+    return row.creates and not action.params.get(FROM_POOL) and not instance.backend_id
+
+
+def _create(action: InstanceAction, instance: Instance, driver, writes: _Writes) -> ServerInfo:
+    """The launch's one create call; idempotent, so a redelivered task finds the server an earlier try made.
+    The step's start wrote the ``spawning`` task state and event (``_begin``)."""
     info = driver.create(_spec(instance))
     if pause := conf("FAULT_PAUSE_AFTER_CREATE"):
         # Fault injection for tests: a worker may die here, after the server exists, before we know it.
         time.sleep(pause)
-    Instance.objects.filter(pk=instance.pk).update(
+    writes.instance.update(
         backend_id=info.backend_id,
         host=info.host,
         addresses=info.addresses,
@@ -158,22 +213,24 @@ def _create(action: InstanceAction, instance: Instance, driver) -> ServerInfo:
     return info
 
 
-def _call_backend(row: operations.Operation, action: InstanceAction, instance: Instance, driver) -> ServerInfo | None:
+def _call_backend(
+    row: operations.Operation, action: InstanceAction, instance: Instance, driver, writes: _Writes
+) -> ServerInfo | None:
     """Make the action's one backend call, once; then report the server's state.
 
     ``None`` means the server is gone. A redelivered task finds
     ``backend_called`` set (or, for a launch, the server by its stamp) and only
-    polls.
+    polls. What the call changed goes to ``writes``; the caller writes it with the step's end.
     """
     backend_id = instance.backend_id
     if row.creates and action.params.get(FROM_POOL):
         if not action.backend_called:
             driver.assign(backend_id, _spec(instance))
-            InstanceAction.objects.filter(pk=action.pk).update(backend_called=True)
-            event_record(instance.pk, action, "assigned", message="a ready spare taken from the pool")
+            writes.action["backend_called"] = True
+            writes.event("assigned", message="a ready spare taken from the pool")
         return driver.get(backend_id)
     if row.creates:
-        return driver.get(backend_id) if backend_id else _create(action, instance, driver)
+        return driver.get(backend_id) if backend_id else _create(action, instance, driver, writes)
     if not backend_id:
         # The launch may have made a server without living to record it.
         found = driver.find(str(instance.pk), instance.generation)
@@ -182,9 +239,29 @@ def _call_backend(row: operations.Operation, action: InstanceAction, instance: I
         backend_id = found.backend_id
     if not action.backend_called:
         getattr(driver, row.driver_call)(backend_id, **row.clean_params(action.params))
-        InstanceAction.objects.filter(pk=action.pk).update(backend_called=True)
-        event_record(instance.pk, action, "backend_called", message=f"{row.name} sent to '{instance.backend}'")
+        writes.action["backend_called"] = True
+        writes.event("backend_called", message=f"{row.name} sent to '{instance.backend}'")
     return driver.get(backend_id)
+
+
+def _begin(row: operations.Operation, action: InstanceAction, instance: Instance, now: datetime) -> None:
+    """Count the delivery and mark the action running; a launch about to make its server shows
+    ``spawning`` first (and says so in an event). One transaction, before any backend call."""
+    counted = {"attempts": F("attempts") + 1}
+    spawning = now <= action.deadline and not row.replaces and _spawns(row, action, instance)
+    with transaction.atomic() if spawning else nullcontext():
+        if not (
+            action.status == ActionStatus.PENDING
+            and InstanceAction.objects.filter(pk=action.pk, status=ActionStatus.PENDING).update(
+                status=ActionStatus.RUNNING, started_at=now, **counted
+            )
+        ):
+            InstanceAction.objects.filter(pk=action.pk).update(**counted)
+        if spawning:
+            Instance.objects.filter(pk=instance.pk).update(task_state=TaskState.SPAWNING)
+            event_record(
+                instance.pk, action, "spawning", message=f"creating the server on backend '{instance.backend}'"
+            )
 
 
 def action_step(*, action_id) -> float | None:
@@ -193,7 +270,8 @@ def action_step(*, action_id) -> float | None:
     Returns the number of seconds after which the task should poll again, or
     ``None`` when the action has ended. Transient backend errors
     (``BackendUnavailable``) propagate, so the task retries with backoff; every
-    other failure ends the action in ERROR.
+    other failure ends the action in ERROR. A backend that answers the awaited
+    state at once (the sim without delays) ends the action in this step: no poll.
     """
     try:
         action = InstanceAction.objects.select_related(
@@ -206,11 +284,7 @@ def action_step(*, action_id) -> float | None:
         return None  # a duplicate delivery of an action that already ended
     instance, row = action.instance, operations.get(action.action)
     now = timezone.now()
-    if action.status == ActionStatus.PENDING:
-        InstanceAction.objects.filter(pk=action.pk, status=ActionStatus.PENDING).update(
-            status=ActionStatus.RUNNING, started_at=now
-        )
-    InstanceAction.objects.filter(pk=action.pk).update(attempts=action.attempts + 1)
+    _begin(row, action, instance, now)
     if now > action.deadline:
         action_fail(
             action_id=action.pk,
@@ -222,14 +296,34 @@ def action_step(*, action_id) -> float | None:
     driver = get_driver(instance.backend)
     if row.replaces:
         return _replace_step(row, action, instance, driver)
+    writes = _Writes()
     try:
-        info = _call_backend(row, action, instance, driver)
+        countdown = _advance(row, action, instance, driver, writes)
+    except BaseException:
+        # A transient error (retried) or a bug (failed by the task): what the backend did is kept,
+        # so that the next delivery neither calls it again nor loses the server it made.
+        try:
+            writes.flush(action.pk, instance.pk)
+        except Exception:
+            log.exception("action %s: could not record what the backend did", action.pk)
+        raise
+    if countdown is not None:
+        writes.flush(action.pk, instance.pk)
+    return countdown
+
+
+def _advance(
+    row: operations.Operation, action: InstanceAction, instance: Instance, driver, writes: _Writes
+) -> float | None:
+    """The body of ``action_step`` for a row that does not replace the server; see there."""
+    try:
+        info = _call_backend(row, action, instance, driver, writes)
     except ServerNotFound:
         info = None
     except DriverError as exc:
         if exc.transient:
             raise
-        action_fail(action_id=action.pk, fault=str(exc))
+        action_fail(action_id=action.pk, fault=str(exc), writes=writes)
         return None
 
     if info is None:
@@ -239,26 +333,36 @@ def action_step(*, action_id) -> float | None:
             except DriverError as exc:
                 if exc.transient:
                     raise
-                event_record(instance.pk, action, "release_failed", Result.ERROR, f"Left at the backend: {exc}")
-            _close(action.pk, ok=True, status=Status.DELETED, message="server deleted")
+                writes.event("release_failed", Result.ERROR, f"Left at the backend: {exc}")
+            _close(action.pk, ok=True, status=Status.DELETED, message="server deleted", action=action, writes=writes)
         else:
-            action_fail(action_id=action.pk, fault=f"The server vanished from backend '{instance.backend}'.")
+            action_fail(
+                action_id=action.pk, fault=f"The server vanished from backend '{instance.backend}'.", writes=writes
+            )
         return None
     if info.status == ServerStatus.ERROR or (
         info.fault and info.status == ServerStatus.STOPPED and row.awaits == ServerStatus.ACTIVE
     ):
         # ERROR, or a container whose process exited as it started: no use waiting for ACTIVE.
-        action_fail(action_id=action.pk, fault=info.fault or f"The backend '{instance.backend}' reported ERROR.")
+        fault = info.fault or f"The backend '{instance.backend}' reported ERROR."
+        action_fail(action_id=action.pk, fault=fault, writes=writes)
         return None
     if row.awaits is not None and info.status == row.awaits:
-        if not _locked(row, action, instance, driver, info):
+        if not _locked(row, action, instance, driver, info, writes):
             return None
-        _close(action.pk, ok=True, status=Status(info.status), info=info)
+        _close(action.pk, ok=True, status=Status(info.status), info=info, action=action, writes=writes)
         return None
     return float(conf("POLL_INTERVAL"))
 
 
-def _locked(row: operations.Operation, action: InstanceAction, instance: Instance, driver, info: ServerInfo) -> bool:
+def _locked(
+    row: operations.Operation,
+    action: InstanceAction,
+    instance: Instance,
+    driver,
+    info: ServerInfo,
+    writes: _Writes | None = None,
+) -> bool:
     """Lock a managed instance's server once it runs (rule 3): nobody bypasses the dashboard.
     False when it could not be locked (the action has failed)."""
     if row.locks_managed and instance.category.is_managed and not info.locked:
@@ -267,9 +371,12 @@ def _locked(row: operations.Operation, action: InstanceAction, instance: Instanc
         except DriverError as exc:
             if exc.transient:
                 raise
-            action_fail(action_id=action.pk, fault=f"The server runs but could not be locked: {exc}")
+            action_fail(action_id=action.pk, fault=f"The server runs but could not be locked: {exc}", writes=writes)
             return False
-        event_record(instance.pk, action, "locked", message="locked at the backend")
+        if writes is None:
+            event_record(instance.pk, action, "locked", message="locked at the backend")
+        else:
+            writes.event("locked", message="locked at the backend")
     return True
 
 

@@ -38,6 +38,15 @@ def event_record(
     )
 
 
+def events_record(instance_id, action_id, events: list[tuple[str, str, str]]) -> None:
+    """Write several events of one step in one statement: ``(event, result, message)`` each, in order."""
+    if events:
+        InstanceEvent.objects.bulk_create(
+            InstanceEvent(instance_id=instance_id, action_id=action_id, event=event, result=result, message=message)
+            for event, result, message in events
+        )
+
+
 def action_open(*, instance: Instance, user, action: str, params: dict | None = None, rollout=None) -> InstanceAction:
     """Write the action and its "requested" event, and enqueue its task once the transaction commits.
 

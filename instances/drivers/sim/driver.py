@@ -22,12 +22,14 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from ipaddress import IPv4Address
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count
+from django.core.exceptions import ValidationError
+from django.db.models import Max
 from django.utils import timezone
 
 from ..base import (
@@ -97,14 +99,31 @@ class SimDriver(ComputeDriver):
         for target in ("ACTIVE", "SHUTOFF", "ERROR"):
             due.filter(pending=target).update(status=target, pending="", ready_at=None)
 
+    @staticmethod
+    def _settled(row: SimServer) -> SimServer | None:
+        """``row`` with its transition completed if it is due (one conditional statement, none when
+        nothing is due); ``None`` when that deleted it."""
+        if not row.pending or row.ready_at is None or row.ready_at > timezone.now():
+            return row
+        due = SimServer.objects.filter(pk=row.pk, pending=row.pending, ready_at=row.ready_at)
+        if row.pending == "DELETED":
+            due.delete()
+            return None
+        if row.pending in ("ACTIVE", "SHUTOFF", "ERROR") and due.update(status=row.pending, pending="", ready_at=None):
+            row.status, row.pending, row.ready_at = row.pending, "", None
+            return row
+        # Another call completed or replaced the transition meanwhile: read what it left.
+        return SimServer.objects.filter(pk=row.pk).first()
+
     def _row(self, backend_id: str) -> SimServer:
         self._check_outage()
-        rows = SimServer.objects.filter(pk=backend_id)
-        self._settle(rows)
         try:
-            return rows.get()
-        except (SimServer.DoesNotExist, ValueError, DriverError) as exc:
+            row = self._settled(SimServer.objects.get(pk=backend_id))
+        except (SimServer.DoesNotExist, ValueError, ValidationError, DriverError) as exc:
             raise ServerNotFound(f"No server {backend_id}.") from exc
+        if row is None:
+            raise ServerNotFound(f"No server {backend_id}.")
+        return row
 
     @staticmethod
     def _info(row: SimServer) -> ServerInfo:
@@ -119,27 +138,31 @@ class SimDriver(ComputeDriver):
             locked=row.locked,
         )
 
-    def _pick_host(self, spec: ServerSpec, group: str) -> str:
+    @staticmethod
+    def _next_seq() -> int:
+        """The new server's sequence number (its addresses, its host): one more than the highest, read
+        from the index, so that a cloud of 100,000 servers reads none of them to make one."""
+        return (SimServer.objects.aggregate(top=Max("seq"))["top"] or 0) + 1
+
+    def _pick_host(self, spec: ServerSpec, group: str, seq: int) -> str:
+        """Round robin by sequence number; in a server group (anti-affinity), a host the group does
+        not use yet (the first by name), else for soft anti-affinity the one it uses least. Only the
+        group's servers are read (indexed), never the whole cloud's."""
         hosts = [f"sim-host-{n}" for n in range(1, int(_conf("SIM_HOSTS")) + 1)]
-        load = dict(
-            SimServer.objects.exclude(status="DELETING")
-            .values_list("host")
-            .annotate(n=Count("pk"))
-            .values_list("host", "n")
+        if not (spec.anti_affinity and group):
+            return hosts[seq % len(hosts)]
+        used = Counter(
+            SimServer.objects.filter(server_group=group).exclude(status="DELETING").values_list("host", flat=True)
         )
-        if spec.anti_affinity and group:
-            taken = set(
-                SimServer.objects.filter(server_group=group).exclude(status="DELETING").values_list("host", flat=True)
-            )
-            if spec.anti_affinity == "anti-affinity" and spec.different_host:
-                # Nova's different_host hint: the hosts of these servers, besides the group's.
-                taken |= set(SimServer.objects.filter(pk__in=spec.different_host).values_list("host", flat=True))
-            free = [h for h in hosts if h not in taken]
-            if free:
-                hosts = free
-            elif spec.anti_affinity == "anti-affinity":
-                return ""
-        return min(hosts, key=lambda h: (load.get(h, 0), h))
+        taken = set(used)
+        if spec.anti_affinity == "anti-affinity" and spec.different_host:
+            # Nova's different_host hint: the hosts of these servers, besides the group's.
+            taken |= set(SimServer.objects.filter(pk__in=spec.different_host).values_list("host", flat=True))
+        if free := [h for h in hosts if h not in taken]:
+            return free[0]
+        if spec.anti_affinity == "anti-affinity":
+            return ""
+        return min(hosts, key=lambda h: (used.get(h, 0), h))
 
     @staticmethod
     def _addresses(spec: ServerSpec, seq: int) -> dict[str, list[str]]:
@@ -155,53 +178,55 @@ class SimDriver(ComputeDriver):
 
     def find(self, instance_id: str, generation: int = 0) -> ServerInfo | None:
         self._check_outage()
-        rows = SimServer.objects.filter(instance_uuid=instance_id, generation=generation)
-        self._settle(rows)
-        row = rows.exclude(status="DELETING").first()
-        return self._info(row) if row else None
+        for row in SimServer.objects.filter(instance_uuid=instance_id, generation=generation):
+            if (row := self._settled(row)) is not None and row.status != "DELETING":
+                return self._info(row)
+        return None
 
     def create(self, spec: ServerSpec) -> ServerInfo:
         if (existing := self.find(spec.instance_id, spec.generation)) is not None:
             return existing
         group = f"{spec.project}/{spec.category}" if spec.anti_affinity else ""
-        with transaction.atomic():
-            host = self._pick_host(spec, group)
-            seq = SimServer.objects.count()
-            addresses = self._addresses(spec, seq)
-            endpoint = ""
-            if spec.gui_port:
-                gui_net = addresses.get("management") or addresses.get("project") or []
-                endpoint = f"{gui_net[0]}:{spec.gui_port}" if gui_net else ""
-            fault, target = "", "ACTIVE"
-            if not host:
-                fault, target = NO_VALID_HOST, "ERROR"
-            elif spec.image_name == "fail-boot":
-                fault, target = "Simulated boot failure: image 'fail-boot' does not boot.", "ERROR"
-            elif random.random() < _conf("SIM_ERROR_RATE"):
-                fault, target = "Simulated failure injected by ADMINVMS_SIM_ERROR_RATE.", "ERROR"
-            row = SimServer.objects.create(
-                instance_uuid=spec.instance_id,
-                generation=spec.generation,
-                answers_probes=spec.image_name != "fail-health",
-                name=spec.name,
-                kind=spec.kind,
-                project_ref=spec.project,
-                category_ref=spec.category,
-                image_ref=spec.image,
-                flavor=spec.flavor.__dict__ if spec.flavor else {},
-                host=host,
-                server_group=group,
-                status="BUILD",
-                pending=target,
-                ready_at=self._after("SIM_BOOT_SECONDS"),
-                fault=fault,
-                addresses=addresses if host else {},
-                management_endpoint=endpoint if host else "",
-                locked=False,
-                metadata=spec.metadata,
-            )
+        seq = self._next_seq()
+        host = self._pick_host(spec, group, seq)
+        addresses = self._addresses(spec, seq)
+        endpoint = ""
+        if spec.gui_port:
+            gui_net = addresses.get("management") or addresses.get("project") or []
+            endpoint = f"{gui_net[0]}:{spec.gui_port}" if gui_net else ""
+        fault, target = "", "ACTIVE"
+        if not host:
+            fault, target = NO_VALID_HOST, "ERROR"
+        elif spec.image_name == "fail-boot":
+            fault, target = "Simulated boot failure: image 'fail-boot' does not boot.", "ERROR"
+        elif random.random() < _conf("SIM_ERROR_RATE"):
+            fault, target = "Simulated failure injected by ADMINVMS_SIM_ERROR_RATE.", "ERROR"
+        # Without a boot time the server is born in its target state: what any look would settle it to.
+        booting = _conf("SIM_BOOT_SECONDS") > 0
+        row = SimServer.objects.create(
+            instance_uuid=spec.instance_id,
+            generation=spec.generation,
+            seq=seq,
+            answers_probes=spec.image_name != "fail-health",
+            name=spec.name,
+            kind=spec.kind,
+            project_ref=spec.project,
+            category_ref=spec.category,
+            image_ref=spec.image,
+            flavor=spec.flavor.__dict__ if spec.flavor else {},
+            host=host,
+            server_group=group,
+            status="BUILD" if booting else target,
+            pending=target if booting else "",
+            ready_at=self._after("SIM_BOOT_SECONDS") if booting else None,
+            fault=fault,
+            addresses=addresses if host else {},
+            management_endpoint=endpoint if host else "",
+            locked=False,
+            metadata=spec.metadata,
+        )
         self._latency()
-        return self.get(str(row.pk))
+        return self.get(str(row.pk)) if _conf("SIM_API_LATENCY") else self._info(self._settled(row))
 
     def get(self, backend_id: str) -> ServerInfo:
         return self._info(self._row(backend_id))
@@ -247,12 +272,19 @@ class SimDriver(ComputeDriver):
         )
 
     def delete(self, backend_id: str) -> None:
+        if _conf("SIM_DELETE_SECONDS") <= 0:
+            # Gone at once: one statement, whatever state it was in (a missing one is no error).
+            self._check_outage()
+            try:
+                SimServer.objects.filter(pk=backend_id).delete()
+            except (ValueError, ValidationError):
+                return
+            self._latency()
+            return
         try:
             self._row(backend_id)
         except ServerNotFound:
             return
-        if _conf("SIM_DELETE_SECONDS") <= 0:
-            SimServer.objects.filter(pk=backend_id).delete()
         else:
             SimServer.objects.filter(pk=backend_id).update(
                 status="DELETING", pending="DELETED", ready_at=self._after("SIM_DELETE_SECONDS")
@@ -265,8 +297,7 @@ class SimDriver(ComputeDriver):
             raise DriverError(f"Server {backend_id} belongs to another instance.")
         addresses = dict(row.addresses or {})
         if spec.network_placement in ("project", "both") and "project" not in addresses:
-            seq = SimServer.objects.count()
-            addresses["project"] = self._addresses(spec, seq)["project"]
+            addresses["project"] = self._addresses(spec, self._next_seq())["project"]
         group = f"{spec.project}/{spec.category}" if spec.anti_affinity else ""
         SimServer.objects.filter(pk=row.pk).update(
             name=spec.name,
@@ -301,13 +332,36 @@ class SimDriver(ComputeDriver):
         return results
 
     def lock(self, backend_id: str, *, reason: str) -> None:
-        self._row(backend_id)
-        SimServer.objects.filter(pk=backend_id).update(locked=True, lock_reason=reason)
+        self._check_outage()
+        try:
+            locked = SimServer.objects.filter(pk=backend_id).update(locked=True, lock_reason=reason)
+        except (ValueError, ValidationError):
+            locked = 0
+        if not locked:
+            raise ServerNotFound(f"No server {backend_id}.")
 
     def list_servers(self) -> list[ServerInfo]:
         self._check_outage()
         self._settle(SimServer.objects.all())
         return [self._info(row) for row in SimServer.objects.all()]
+
+    def list_servers_pages(self, page_size: int) -> Iterator[list[ServerInfo]]:
+        """One keyset query a page (by id, the listing's order), after settling what is due once; a page
+        may fail (an outage) like a real cloud's."""
+        self._check_outage()
+        self._settle(SimServer.objects.all())
+        listed = SimServer.objects.order_by("pk").only(
+            "id", "instance_uuid", "status", "host", "addresses", "management_endpoint", "fault", "locked"
+        )
+        after = None
+        while True:
+            self._check_outage()
+            rows = list((listed.filter(pk__gt=after) if after else listed)[:page_size])
+            if rows:
+                yield [self._info(row) for row in rows]
+            if len(rows) < page_size:
+                return
+            after = rows[-1].pk
 
     # The simulated cloud's own projects: a server there is the provider's, any other a tenant's.
     PROVIDER_PROJECTS = frozenset({"", "service"})

@@ -16,6 +16,9 @@ class SimServer(models.Model):
     instance_uuid = models.UUIDField(null=True, blank=True, db_index=True)
     # The instance's server number (a replacement is one more).
     generation = models.PositiveIntegerField(default=0)
+    # The cloud's running number of servers made: a new server's addresses and host come from it,
+    # read as the highest in the index (counting the servers would read them all).
+    seq = models.PositiveBigIntegerField(default=0, db_index=True)
     name = models.CharField(max_length=255)
     kind = models.CharField(max_length=16)
     project_ref = models.CharField(max_length=64)
@@ -23,7 +26,8 @@ class SimServer(models.Model):
     image_ref = models.CharField(max_length=255, blank=True)
     flavor = models.JSONField(default=dict, blank=True)
     host = models.CharField(max_length=64, blank=True)
-    server_group = models.CharField(max_length=255, blank=True)
+    # Indexed: anti-affinity reads the group's servers, never the whole cloud's.
+    server_group = models.CharField(max_length=255, blank=True, db_index=True)
     status = models.CharField(max_length=16, default="BUILD")
     pending = models.CharField(max_length=16, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
