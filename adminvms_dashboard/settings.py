@@ -209,7 +209,17 @@ else:
         "visibility_timeout": int(env("ADMINVMS_VISIBILITY_TIMEOUT", "600")),
         "unacked_restore_interval": float(env("ADMINVMS_UNACKED_RESTORE_INTERVAL", "10")),
         "unacked_restore_throttle": float(env("ADMINVMS_UNACKED_RESTORE_THROTTLE", "10")),
+        # A Redis that accepts connections but does not answer (paused, swapping) would hold a
+        # request sending a task forever: without these, redis-py waits on the socket without end.
+        # Workers drop both and wait for Redis (adminvms_dashboard/celery.py says why).
+        "socket_timeout": env_float("ADMINVMS_BROKER_TIMEOUT", 3),
+        "socket_connect_timeout": env_float("ADMINVMS_BROKER_TIMEOUT", 3),
     }
+    # Each of Celery's publish retries waits for two timeouts more (with its default three, a
+    # request waited 15.6 s on a paused Redis; 3 s without). Retrying adds nothing: redis-py
+    # reconnects a stale pooled connection itself, and a task that was not sent waits recorded
+    # (queue_unavailable) until reconcile sends it again.
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_TASK_DEFAULT_QUEUE = env("ADMINVMS_QUEUE", "adminvms")
 CELERY_TASK_ACKS_LATE = True
 # Without this a task whose pool child is killed is acknowledged and lost.

@@ -660,6 +660,9 @@ def broker_outage(
     if not_active:
         result.broken.append(f"{not_active} accepted launches did not reach ACTIVE after the broker returned")
     _worker_facts(result, rig)
+    if result.crashes:
+        # The rig restarts a worker that exits, so the launches complete anyway: the exit itself breaks.
+        result.broken.append(f"{result.crashes} workers exited during the broker outage instead of reconnecting")
     return result
 
 
