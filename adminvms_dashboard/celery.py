@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import celeryd_init
+from celery.signals import celeryd_init, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adminvms_dashboard.settings")
 
@@ -57,3 +57,16 @@ def _patch_kombu_redis_restore_unacked() -> None:
 
 if _kombu_restores_through_a_closed_connection():
     _patch_kombu_redis_restore_unacked()
+
+
+@task_prerun.connect
+def _check_the_kept_database_connection(task, **kwargs) -> None:
+    """The worker keeps its database connection between tasks (CELERY_DB_REUSE_MAX): check it once
+    before each task (Django's health check, CONN_HEALTH_CHECKS), so that a connection PostgreSQL
+    dropped meanwhile (a restart) is made anew instead of failing the task's first query."""
+    from django.db import connections
+
+    if getattr(task.request, "is_eager", False):
+        return  # run in the caller's process, on the caller's connection
+    for connection in connections.all(initialized_only=True):
+        connection.health_check_done = False

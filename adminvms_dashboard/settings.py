@@ -128,6 +128,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'adminvms.sqlite3'}"),
         conn_max_age=int(env("ADMINVMS_DB_CONN_MAX_AGE", "60")),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -225,6 +226,10 @@ CELERY_TASK_ACKS_LATE = True
 # Without this a task whose pool child is killed is acknowledged and lost.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker keeps its database connection from task to task (Celery closes it before and after each
+# one otherwise: a new PostgreSQL connection cost more than a launch's step), for this many tasks;
+# before each task it is checked once (CONN_HEALTH_CHECKS), so one PostgreSQL dropped is made anew.
+CELERY_DB_REUSE_MAX = int(env("ADMINVMS_WORKER_DB_REUSE_MAX", "1000"))
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("ADMINVMS_CELERY_EAGER")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -121,3 +121,38 @@ def test_beat_probes_and_heals_an_appliance_on_its_own(demo, api, workers):
     assert inst.health == "healthy"
     history = list(inst.events.values_list("event", flat=True))
     assert history.index("health_failing") < history.index("health_unhealthy") < history.index("moved")
+
+
+def test_the_worker_keeps_its_database_connection_and_outlives_losing_it(demo, api, workers):
+    """A worker's pool child keeps its PostgreSQL connection from one task to the next (a new
+    connection for each task cost more than the task: CELERY_DB_REUSE_MAX); when PostgreSQL drops it
+    (a restart, an admin's pg_terminate_backend), the next task connects anew and runs."""
+    from django.db import connection
+
+    def others() -> set[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return {pid for (pid,) in cursor.fetchall()}
+
+    worker = workers(ADMINVMS_SIM_BOOT_SECONDS="0")
+    client = api(demo.alice)
+
+    def launch(name: str) -> None:
+        response = client.post("/api/v1/instances/", {"name": name}, format="json")
+        assert response.status_code == 202, response.content
+        wait_until(_settled(client, response.json()["id"], "ACTIVE"), 30, f"{name} to ACTIVE", worker)
+
+    launch("first")
+    kept = others()
+    assert kept, "the worker holds no connection between tasks"
+    launch("second")
+    assert others() == kept  # the same server process: the connection was kept
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [sorted(kept)])
+    launch("third")
+    third = InstanceAction.objects.get(instance__name="third", action="launch")
+    assert third.status == "succeeded" and third.attempts == 1, (third.status, third.attempts, third.message)
+    assert others().isdisjoint(kept)
