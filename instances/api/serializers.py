@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.utils.functional import cached_property, empty
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -82,11 +83,19 @@ class InstanceSerializer(serializers.ModelSerializer):
     def get_allowed_operations(self, instance) -> list[str]:
         # One memo for the rows of a list (the child serializer serves them all): the policy is asked once
         # per kind of row, not for every operation of every row.
-        return allowed_operations(self.context["request"].user, instance, self.__dict__.setdefault("_memo", {}))
+        return allowed_operations(self._user, instance, self.__dict__.setdefault("_memo", {}))
 
     def to_representation(self, instance):
         data = self._fields_of(instance)
-        return present_instance(data, user=self.context["request"].user, instance=instance)
+        return present_instance(data, user=self._user, instance=instance)
+
+    @cached_property
+    def _user(self):
+        """The caller, once for every row: the user itself rather than the lazy object Django's sessions
+        wrap it in, which every attribute read of the policy would go through."""
+        user = self.context["request"].user
+        wrapped = getattr(user, "_wrapped", user)
+        return user if wrapped is empty else wrapped
 
     def _fields_of(self, instance) -> dict:
         """What DRF's ``to_representation`` makes of ``instance``, without its generic field machinery, which
