@@ -452,8 +452,26 @@ def drain_actions(workers: Workers, action_ids: list, what: str) -> float:
     return len(action_ids) / (end - start)
 
 
-def measure_lifecycle(ctx: Context, workers: Workers, scale: int) -> None:
+def drain_rate(workers: Workers, scale: int, ids: list, floor: float, action: str, status: str, what: str) -> None:
+    """Let the workers run the queued ``action`` of each instance, and record the rate beside the no-ops'."""
     from instances.models import Instance, InstanceAction
+
+    actions = list(InstanceAction.objects.filter(instance_id__in=ids, action=action).values_list("pk", flat=True))
+    rate = drain_actions(workers, actions, what)
+    reached = Instance.objects.filter(pk__in=ids, status=status).count()
+    r = row(
+        "lifecycle",
+        f"{action} to {status}, 2 workers",
+        "min_ratio",
+        0.3,
+        unit="/s",
+        higher_is_better=True,
+        floor_name="no-op tasks",
+    )
+    record(r, scale, rate, floor, count=f"{len(ids):,} {what}, {reached:,} {status}")
+
+
+def measure_lifecycle(ctx: Context, workers: Workers, scale: int) -> None:
 
     n = LIFECYCLE[scale]
     admin = ctx.clients["admin"]
@@ -482,19 +500,7 @@ def measure_lifecycle(ctx: Context, workers: Workers, scale: int) -> None:
             body = response.json()
             ids += [i["id"] for i in body.get("instances", [body])]
     assert len(ids) == n, len(ids)
-    actions = list(InstanceAction.objects.filter(instance_id__in=ids, action="launch").values_list("pk", flat=True))
-    rate = drain_actions(workers, actions, "launches")
-    active = Instance.objects.filter(pk__in=ids, status="ACTIVE").count()
-    r = row(
-        "lifecycle",
-        "launch to ACTIVE, 2 workers",
-        "min_ratio",
-        0.3,
-        unit="/s",
-        higher_is_better=True,
-        floor_name="no-op tasks",
-    )
-    record(r, scale, rate, floor, count=f"{n:,} launches, {active:,} ACTIVE")
+    drain_rate(workers, scale, ids, floor, "launch", "ACTIVE", "launches")
     launch = row("lifecycle", "launch request (202, one instance)", "max_ratio", None, floor_name="GET /me/")
     _, me = interleaved(lambda: None, lambda: get(admin, "/api/v1/me/"), 10)
     record(
@@ -509,19 +515,7 @@ def measure_lifecycle(ctx: Context, workers: Workers, scale: int) -> None:
         response = admin.delete(f"/api/v1/instances/{pk}/")
         deletes.append((time.perf_counter() - start) * 1000)
         assert response.status_code == 202, response.content
-    actions = list(InstanceAction.objects.filter(instance_id__in=ids, action="terminate").values_list("pk", flat=True))
-    rate = drain_actions(workers, actions, "terminations")
-    deleted = Instance.objects.filter(pk__in=ids, status="DELETED").count()
-    r = row(
-        "lifecycle",
-        "terminate to DELETED, 2 workers",
-        "min_ratio",
-        0.3,
-        unit="/s",
-        higher_is_better=True,
-        floor_name="no-op tasks",
-    )
-    record(r, scale, rate, floor, count=f"{n:,} terminations, {deleted:,} DELETED")
+    drain_rate(workers, scale, ids, floor, "terminate", "DELETED", "terminations")
     terminate = row("lifecycle", "terminate request (DELETE, 202)", "max_ratio", None, floor_name="GET /me/")
     record(terminate, scale, median(deletes), median(me))
 

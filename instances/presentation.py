@@ -112,26 +112,16 @@ def timeline(user, events, instance: Instance) -> list[dict]:
     ]
 
 
+# The fields of the detail pages (besides name, status and the related names the templates read).
+DETAIL_FIELDS = (
+    "fault", "backend", "backend_id", "host", "availability_zone", "addresses", "management_endpoint", "metadata",
+    "health", "health_failures", "health_since", "health_checked_at", "health_error", "generation", "is_spare",
+)  # fmt: skip
+
+
 def instance_detail(user, instance: Instance) -> dict:
     """The fields of the detail pages, restricted like the API's."""
-    data = {
-        "fault": instance.fault,
-        "backend": instance.backend,
-        "backend_id": instance.backend_id,
-        "host": instance.host,
-        "availability_zone": instance.availability_zone,
-        "addresses": instance.addresses,
-        "management_endpoint": instance.management_endpoint,
-        "metadata": instance.metadata,
-        "health": instance.health,
-        "health_failures": instance.health_failures,
-        "health_since": instance.health_since,
-        "health_checked_at": instance.health_checked_at,
-        "health_error": instance.health_error,
-        "generation": instance.generation,
-        "is_spare": instance.is_spare,
-    }
-    return present_instance(data, user=user, instance=instance)
+    return present_instance({name: getattr(instance, name) for name in DETAIL_FIELDS}, user=user, instance=instance)
 
 
 # Badges of the verdicts, and of the "degraded" members read.
