@@ -322,20 +322,26 @@ ADMINVMS = {
     "DOCKER_IMAGE_PREFIXES": env_list("ADMINVMS_DOCKER_IMAGE_PREFIXES", "adminvms/"),
     # The appliance GUI proxy only reaches management endpoints inside these networks.
     "GUI_ALLOWED_NETWORKS": env_list("ADMINVMS_GUI_ALLOWED_NETWORKS", "127.0.0.0/8"),
+    # Failed sign-ins for one user name, from every address, before it is refused from addresses
+    # where it has not signed in within the last LOGIN_KNOWN_ADDRESS_DAYS (tenancy/signin.py).
+    "LOGIN_USER_FAILURE_LIMIT": int(env("ADMINVMS_LOGIN_USER_FAILURE_LIMIT", "30")),
+    "LOGIN_KNOWN_ADDRESS_DAYS": env_float("ADMINVMS_LOGIN_KNOWN_ADDRESS_DAYS", 90),
 }
 
 # --- sign-in, tokens and production security -------------------------------------
 # Failed sign-ins (the login page and POST /api/v1/auth/token/) count per address, and per user
 # name from that address; past the limit the caller is refused with 429 until the cool-off ends.
-# Not per user name alone: anybody could then lock any user (the provider's admins first) out.
+# A user name failed for from many addresses is refused too, but only from addresses where it has
+# not signed in lately: nobody locks the provider's admins out from where they work
+# (tenancy/signin.py). A success resets the failures of the account that succeeded alone.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "tenancy.signin.SignInLimitBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = int(env("ADMINVMS_LOGIN_FAILURE_LIMIT", "10"))
 AXES_COOLOFF_TIME = timedelta(minutes=env_float("ADMINVMS_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["ip_address", ["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+AXES_RESET_ON_SUCCESS = False  # tenancy.signin resets the account that succeeded, nobody else
 AXES_CLIENT_IP_CALLABLE = "adminvms_dashboard.client.client_address"
 AXES_VERBOSE = False
 # How many proxies in front of us append to X-Forwarded-For (0: the peer's address is the client's).

@@ -9,6 +9,7 @@ from tenancy import policy
 
 from .choices import Kind, Management
 from .models import Flavor, Image, InstanceCategory, Volume
+from .selectors import images_offered
 
 ALL = "all"
 
@@ -74,7 +75,9 @@ class ImageFilterSet(CategoryParamFilterSet):
         fields = ["kind", "name", "is_active"]
 
     def filter_category(self, queryset, name, value):
-        return super().filter_category(queryset, "categories", value).distinct()
+        """What a launch of the category accepts, and nothing else (``images_offered``)."""
+        category = category_from_param(self._user(), value)
+        return queryset if category is None else images_offered(category, queryset)
 
 
 class VolumeFilterSet(CategoryParamFilterSet):

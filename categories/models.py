@@ -116,6 +116,8 @@ class InstanceCategory(models.Model):
             errors["extra_metadata"] = "Must be an object whose keys and values are strings."
         if self.management == Management.PROVIDER and self.user_operations:
             errors["user_operations"] = "A provider-managed category grants project members no operation."
+        if problem := self.placement_refusal():
+            errors["network_placement"] = problem
         if self.gui_port is not None and not 1 <= self.gui_port <= 65535:
             errors["gui_port"] = "Must be a TCP port between 1 and 65535."
         if self.health_check_port is not None and not 1 <= self.health_check_port <= 65535:
@@ -166,6 +168,17 @@ class InstanceCategory(models.Model):
             errors["slug"] = "The built-in category keeps its slug."
         if errors:
             raise ValidationError(errors)
+
+    def placement_refusal(self) -> str:
+        """Why this category's instances may not be placed as it says, or an empty string. A user instance
+        lives in its tenant's own project, where the tenant controls the server: a port on the provider's
+        management network there would be the tenant's way in."""
+        if self.management == Management.USER and self.network_placement != NetworkPlacement.PROJECT:
+            return (
+                "A user category's instances join their project's network only: the management network is "
+                "for provider-managed and appliance categories."
+            )
+        return ""
 
     @property
     def member_operations(self) -> list[str]:
@@ -224,7 +237,12 @@ class TaggedQuerySet(models.QuerySet):
 
 
 class VolumeQuerySet(TaggedQuerySet):
-    pass
+    def visible_to(self, user):
+        """A volume shows to its owner alone: a project's own to that project, the provider's to the
+        project of the instance it is attached to while it is. Detached, the provider's volume is the
+        provider's again, never everybody's for want of an owner."""
+        visible = super().visible_to(user)
+        return visible if policy.is_provider_admin(user) else visible.filter(project__isnull=False)
 
 
 class Image(models.Model):
@@ -343,3 +361,14 @@ class AdoptionRule(models.Model):
             raise ValidationError("A rule needs at least one criterion: metadata, name, image, flavor or project.")
         if self.metadata_value and not self.metadata_key:
             raise ValidationError({"metadata_value": "A metadata value needs its key."})
+        if self.category_id and (problem := tenant_servers_refusal(self)):
+            raise ValidationError({"tenant_servers": problem})
+
+
+def tenant_servers_refusal(rule) -> str:
+    """Why an adoption rule (a saved ``AdoptionRule``, or one from a file or a built-in set) may not take
+    tenants' servers, or an empty string: into a managed category only servers of a named flavor or
+    image, never whatever a tenant runs under a name she chose (rule 9)."""
+    if rule.tenant_servers and rule.category.is_managed and not (rule.flavor or rule.image):
+        return "A rule that takes tenants' servers into a managed category needs a flavor or image criterion."
+    return ""

@@ -34,10 +34,43 @@ def image_refusal(category: InstanceCategory, image: Image, project=None) -> str
             return f"Image '{image.name}' belongs to another project."
     if image.kind != category.kind:
         return f"Image '{image.name}' is a {image.kind} image; category '{category.slug}' runs {category.kind}s."
-    tagged = [c.pk for c in image.categories.all()]
-    if tagged and category.pk not in tagged:
+    if not image_offered(category, image):
+        if category.is_managed:
+            return (
+                f"Image '{image.name}' is not offered for category '{category.slug}': its instances boot only "
+                "the images the provider offers for it."
+            )
         return f"Image '{image.name}' is not offered for category '{category.slug}'."
     return ""
+
+
+def image_offered(category: InstanceCategory, image: Image) -> bool:
+    """Whether ``image`` is offered for ``category``: linked to it, carrying its ``image_tag``, or its default
+    image. An image linked to no category is generic: it boots ``user`` categories only, never what the
+    provider runs for a tenant (rule 9: a stock image with well-known credentials on the management network)."""
+    linked = [c.pk for c in image.categories.all()]
+    if category.pk in linked or image.pk == category.default_image_id:
+        return True
+    if category.image_tag and category.image_tag in (image.tags or []):
+        return True
+    return not linked and not category.is_managed
+
+
+def images_offered(category: InstanceCategory, queryset: QuerySet[Image]) -> QuerySet[Image]:
+    """The images of ``queryset`` that can boot ``category`` now (``?category=`` of the image lists and EC2's
+    ``DescribeImages``): active, of its kind, and offered for it as ``image_offered`` says."""
+    offered = Q(categories=category)
+    if category.default_image_id:
+        offered |= Q(pk=category.default_image_id)
+    if category.image_tag:
+        # SQLite (the embedded default) has no JSON containment lookup: the tags are compared here.
+        kind = Image.objects.filter(kind=category.kind)
+        offered |= Q(pk__in=[pk for pk, tags in kind.values_list("pk", "tags") if category.image_tag in (tags or [])])
+    if not category.is_managed:
+        offered |= Q(categories__isnull=True)
+    else:
+        queryset = queryset.filter(project__isnull=True)
+    return queryset.filter(offered, kind=category.kind, is_active=True).distinct()
 
 
 def images_for(user, category: InstanceCategory, project=None) -> QuerySet[Image]:

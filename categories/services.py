@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from tenancy import policy
@@ -139,7 +140,16 @@ def category_delete(*, user, category: InstanceCategory) -> None:
             f"Category '{category.slug}' has deleted instances in its history; deactivate it instead.",
             field="slug",
         )
-    category.delete()
+    try:
+        with transaction.atomic():
+            category.delete()
+    except ProtectedError as exc:
+        # Other history keeps it too (a rollout, whatever later keeps a category): it stays, inactive.
+        kept = sorted({str(obj._meta.verbose_name_plural) for obj in exc.protected_objects})
+        raise Conflict(
+            f"Category '{category.slug}' is kept by its history ({', '.join(kept)}); deactivate it instead.",
+            field="slug",
+        ) from None
 
 
 @transaction.atomic

@@ -8,5 +8,6 @@ class InstancesConfig(AppConfig):
     def ready(self) -> None:
         # Register the tasks in every process (web too), so the service layer can
         # enqueue them by name without importing the module that calls it; and the
-        # system check that the dashboard's cookies never reach the appliance GUI hosts.
-        from . import gui_origin, tasks  # noqa: F401
+        # system checks: the dashboard's cookies never reach the appliance GUI hosts, and the
+        # openstack backend's locks are made where the service project's members cannot lift them.
+        from . import checks, gui_origin, tasks  # noqa: F401

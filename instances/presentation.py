@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from tenancy import policy
 
-from . import operations
+from . import events, operations
 from .choices import ActionStatus, Health, RolloutStatus, Status, TaskState
 from .models import Instance, InstanceAction, InstanceEvent, Rollout
 from .selectors import allowed_operations, open_actions
@@ -40,9 +40,6 @@ PLAIN_HEALTH_ERROR = "The health check failed."
 
 # The verdict as members of managed categories read it: failing or unhealthy is "degraded".
 MEMBER_HEALTH = {Health.HEALTHY: "healthy", Health.FAILING: "degraded", Health.UNHEALTHY: "degraded"}
-
-# Health events as those members read them: whether the appliance is degraded, not by how much.
-MEMBER_HEALTH_EVENTS = {"health_failing": "health_degraded", "health_unhealthy": "health_degraded"}
 
 # The events of an instance's health history: verdicts, a server gone, and the heals that followed.
 HEALTH_EVENTS = ("health_failing", "health_unhealthy", "health_recovered", "vanished")
@@ -83,21 +80,38 @@ def shown_fault(user, fault: str) -> str:
 
 
 def shown_event_message(user, event: InstanceEvent) -> str:
-    """An event's message as ``user`` reads it: errors carry backend texts, which only provider admins read."""
-    if event.result == InstanceEvent.Result.ERROR and not policy.sees_backend_errors(user):
-        return PLAIN_FAULT
-    return event.message
+    """An event's message as ``user`` reads it: the stored text (servers, backends, accounts) for provider
+    admins, the event's sentence from the table of events for everybody else (rule 9)."""
+    if policy.is_provider_admin(user):
+        return event.message
+    return events.member_text(event.event)
 
 
 def shown_event_name(user, event: InstanceEvent, instance: Instance) -> str:
     """An event's name as ``user`` reads it: in the restricted view a failing or unhealthy verdict is
     "health_degraded", as the appliance's health is "degraded" (``instance``: the event's, already loaded)."""
     if policy.sees_restricted_view(user, instance):
-        return MEMBER_HEALTH_EVENTS.get(event.event, event.event)
+        return events.restricted_name(event.event)
     return event.event
 
 
-def timeline(user, events, instance: Instance) -> list[dict]:
+def shown_account(user, account) -> str:
+    """Who did something (an action's requester, an instance's creator) as ``user`` reads it: the account's
+    name for provider admins; for others their own project's users by name, and the provider's accounts
+    and the provider's own work (no account) as "the provider" (rule 9)."""
+    if policy.is_provider_admin(user):
+        return account.username if account is not None else ""
+    if account is None or policy.is_provider_admin(account):
+        return events.THE_PROVIDER
+    return account.username
+
+
+def shown_requester(user, event: InstanceEvent) -> str:
+    """The requester of the action an event belongs to, as ``user`` reads it; empty for reconcile's own events."""
+    return shown_account(user, event.action.requested_by) if event.action else ""
+
+
+def timeline(user, rows, instance: Instance) -> list[dict]:
     """The events of ``instance``'s timeline, with the names and messages ``user`` may read."""
     return [
         {
@@ -106,9 +120,9 @@ def timeline(user, events, instance: Instance) -> list[dict]:
             "message": shown_event_message(user, e),
             "created_at": e.created_at,
             "action": e.action.action if e.action else "",
-            "requested_by": e.action.requested_by.username if e.action and e.action.requested_by else "",
+            "requested_by": shown_requester(user, e),
         }
-        for e in events
+        for e in rows
     ]
 
 

@@ -13,7 +13,8 @@ Safety rules, each tested:
   page are dropped: cookies (the GUI origin's one cookie is ours), a service
   worker's wider scope, ``Refresh`` (a redirect the ``Location`` rules never see),
   ``Clear-Site-Data``, framing (ours forbids it), HSTS and ``Alt-Svc`` (the
-  operator's, not an appliance's); caching is made private;
+  operator's, not an appliance's), and orders to a front proxy (``X-Accel-*``,
+  ``X-Sendfile``, ``X-LIGHTTPD-send-file``); caching is made private;
 - a redirect is kept only when it points into the appliance (its endpoint or its
   GUI origin) and stays a plain path there after percent-decoding; it is
   rewritten to that path, any other redirect is refused;
@@ -55,7 +56,12 @@ DROPPED_REQUEST_HEADERS = HOP_BY_HOP | {
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {
     "set-cookie", "set-cookie2", "content-length", "service-worker-allowed", "refresh", "clear-site-data",
     "x-frame-options", "strict-transport-security", "alt-svc",
+    # Orders to a front proxy (nginx, Apache, lighttpd) in front of us, which would serve its own files
+    # or redirect internally on the appliance's word.
+    "x-sendfile", "x-lighttpd-send-file", "x-lighttpd-sendfile",
 }  # fmt: skip
+# Every header of these families is such an order too (nginx's X-Accel-Redirect, -Buffering, -Limit-Rate…).
+DROPPED_RESPONSE_PREFIXES = ("x-accel-",)
 CHUNK = 64 * 1024
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 30.0  # one socket read; the deadline bounds the whole request
@@ -200,7 +206,7 @@ def response_headers(
     dropped = DROPPED_RESPONSE_HEADERS | _connection_tokens(upstream)
     for name, value in upstream:
         lname = name.lower()
-        if lname in dropped:
+        if lname in dropped or lname.startswith(DROPPED_RESPONSE_PREFIXES):
             continue
         if lname == "location":
             value = rewrite_location(value, endpoint=endpoint, requested=requested, public_host=public_host)

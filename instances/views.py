@@ -299,6 +299,7 @@ def _detail_context(request, instance) -> dict:
         "row": presentation.instance_row(request.user, instance, actions.get(instance.pk)),
         "instance": instance,
         "fields": fields,
+        "created_by": presentation.shown_account(request.user, instance.created_by) if instance.created_by_id else "",
         "columns": presentation.columns_for(request.user),
         # The health card: the verdict and, where the viewer reads more than healthy or degraded, its history.
         "health_checked": checked,

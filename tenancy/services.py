@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.signals import user_logged_in
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -73,6 +74,9 @@ def token_issue(*, request, username: str, password: str) -> tuple[AuthToken, st
         raise Throttled("Too many failed sign-ins; try again later.")
     if user is None or not user.is_active:
         raise InvalidInput("Unable to sign in with these credentials.", field="non_field_errors")
+    # A sign-in like the login page's (as knox's own login view says it): the sign-in limits reset
+    # this account's failures and remember the address it signed in from (tenancy.signin).
+    user_logged_in.send(sender=user.__class__, request=request, user=user)
     return AuthToken.objects.create(user=user)
 
 

@@ -46,6 +46,18 @@ found = xml(call(credential.access, secret, "DescribeInstances", Category="vsa",
 print("EC2", [e.text for e in found.iter("instanceId")] == ["i-" + instance.pk.hex])
 images = xml(call(credential.access, secret, "DescribeImages", **{"Filter.1.Name": "name", "Filter.1.Value.1": "*"}))
 print("AMI", len(list(images.iter("imageId"))) > 0)
+
+# EC2's wildcards on SQLite, whose regular expressions (Python's re) backtracked: each star doubled
+# the time, 17 took seconds (issue 21). The worst cases against long names, together.
+from categories.models import Image
+Image.objects.bulk_create(Image(name="a" * 250 + str(n), kind="vm") for n in range(5))
+def named(value):
+    answer = call(credential.access, secret, "DescribeImages", **{"Filter.1.Name": "name", "Filter.1.Value.1": value})
+    return list(xml(answer).iter("imageId"))
+started = time.monotonic()
+for attack in ("*" * 60 + "#", "*a" * 100 + "#", "?*" * 100 + "#", "a*" * 120 + "#"):
+    assert not named(attack), attack
+print("GLOB", len(named("a*" * 100)) == 5 and not named("A*"), round(time.monotonic() - started, 2))
 """
 
 
@@ -94,6 +106,9 @@ def test_quick_start_on_sqlite_with_the_filesystem_broker(embedded_env, tmp_path
         assert result.returncode == 0, result.stdout + result.stderr + (tmp_path / "worker.log").read_text()
         assert result.stdout.startswith("ACTIVE")
         assert "EC2 True" in result.stdout and "AMI True" in result.stdout, result.stdout
+        # Matched in linear time: the four worst cases within what a few listings cost.
+        [glob] = [line.split() for line in result.stdout.splitlines() if line.startswith("GLOB")]
+        assert glob[1] == "True" and float(glob[2]) < 5.0, result.stdout
     finally:
         worker.terminate()
         worker.wait(15)

@@ -21,8 +21,8 @@ from knox.models import AuthToken
 
 from conftest import DEMO_PASSWORD
 from instances import services
-from instances.models import HealBreaker
-from tests.factories import InstanceFactory
+from instances.models import HealBreaker, Rollout
+from tests.factories import CategoryFactory, InstanceFactory
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
@@ -63,6 +63,9 @@ def world(demo):
         user=demo.admin, category=demo.categories["cache"], image=demo.images["cache-redis"]
     )
     breaker = HealBreaker.objects.create(scope="category", key="vsa", unhealthy=3, total=5, reason="3 of 5")
+    # A category no instance ever had, kept by a finished rollout's history (issue 21: its DELETE was a 500).
+    retired = CategoryFactory(slug="retired", management="provider", user_operations=[])
+    Rollout.objects.create(category=retired, image=demo.images["lb-amphora"], status="succeeded", created_by=demo.admin)
     yield SimpleNamespace(
         demo=demo,
         instances=instances,
@@ -143,6 +146,7 @@ def _known_cases(world) -> list:
         _known("POST", f"{BREAKERS}{{id}}/resume/", {"admin": 409}, pk=world.breaker.pk),
         # The catalog, and its conflicts.
         _known("DELETE", CATEGORY, {"admin": 409, "alice": 403}, slug="vsa"),
+        _known("DELETE", CATEGORY, {"admin": 409, "alice": 403, "rita": 403}, slug="retired"),
         _known("PATCH", CATEGORY, {"admin": 409}, slug="vsa", body={"kind": "container"}),
         _known("PATCH", CATEGORY, {"admin": 200}, slug="vsa", body={"gui_path": "/ui/"}),
         _known("DELETE", CATEGORY_FLAVORS, {"admin": 409}, slug="lb", query={"flavor": "m1.small"}),

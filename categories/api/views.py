@@ -44,7 +44,15 @@ IN_USE = conflict("The category has instances (or is built-in), so this change i
 @extend_schema_view(
     update=extend_schema(responses={200: CategorySerializer, 409: IN_USE}),
     partial_update=extend_schema(responses={200: CategorySerializer, 409: IN_USE}),
-    destroy=extend_schema(responses={204: None, 409: IN_USE}),
+    destroy=extend_schema(
+        responses={
+            204: None,
+            409: conflict(
+                "The category has instances, deleted ones included, or other history that keeps it (rollouts), "
+                "or is built-in: deactivate it instead (PATCH `is_active: false`)."
+            ),
+        }
+    ),
 )
 class CategoryViewSet(FiltersOnListOnly, viewsets.ModelViewSet):
     """The category catalog. Everybody reads what they may see; writes are provider-only."""

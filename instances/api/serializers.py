@@ -21,6 +21,7 @@ from instances.presentation import (
     present_instance,
     shown_event_message,
     shown_event_name,
+    shown_requester,
 )
 from instances.selectors import allowed_operations
 from tenancy import policy
@@ -230,7 +231,11 @@ class EventSerializer(serializers.ModelSerializer):
     action = serializers.CharField(source="action.action", default=None)
     action_id = serializers.UUIDField(source="action.id", default=None)
     action_status = serializers.CharField(source="action.status", default=None)
-    requested_by = serializers.CharField(source="action.requested_by.username", default=None)
+    requested_by = serializers.CharField(
+        source="action.requested_by.username", default=None,
+        help_text="Who asked for the action; for callers other than provider admins the provider's accounts "
+        "read \"the provider\".",
+    )  # fmt: skip
 
     class Meta:
         model = InstanceEvent
@@ -251,6 +256,8 @@ class EventSerializer(serializers.ModelSerializer):
         user = self.context["request"].user
         data["event"] = shown_event_name(user, event, self.context.get("instance") or event.instance)
         data["message"] = shown_event_message(user, event)
+        if not policy.is_provider_admin(user):  # the provider's accounts read "the provider"
+            data["requested_by"] = shown_requester(user, event) or None
         return data
 
 

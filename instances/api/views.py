@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from adminvms_dashboard.api import SlugRelatedField
 from adminvms_dashboard.schema import conflict
 from categories.api.serializers import ImageSerializer, VolumeSerializer
+from categories.api.views import CatalogWrites
 from categories.models import Image, InstanceCategory, Volume
 from instances import selectors, services
 from instances.filters import InstanceFilterSet
@@ -151,6 +152,9 @@ class _CategoriesView(APIView):
     model = None
     serializer_class = None
     assign = None
+    # Refused before the item is looked up or the body validated: a member learns nothing, not even
+    # which slugs name hidden categories (403 for every body alike).
+    permission_classes = [permissions.IsAuthenticated, CatalogWrites]
 
     def put(self, request, pk):
         item = self.model.objects.visible_to(request.user).filter(pk=pk).first()

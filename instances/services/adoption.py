@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Q
 
-from categories.models import AdoptionRule, Flavor, Image, InstanceCategory
+from categories.models import AdoptionRule, Flavor, Image, InstanceCategory, tenant_servers_refusal
 from tenancy import policy
 from tenancy.errors import InvalidInput, require
 from tenancy.models import Project
@@ -74,11 +74,18 @@ class Rule:
 
 
 def rules_saved() -> list[Rule]:
-    """The active rules saved in the catalog (the console's and the default of ``adopt_instances``)."""
-    return [
+    """The active rules saved in the catalog (the console's and the default of ``adopt_instances``).
+
+    Each passes the same check as a file's: a row saved past the admin's form (an older version, a
+    shell, a fixture) that fails it is refused, naming the rule, rather than applied."""
+    rules = [
         Rule(**{f: getattr(r, f) for f in _RULE_FIELDS})
         for r in AdoptionRule.objects.filter(is_active=True).select_related("category", "project")
     ]
+    for rule in rules:
+        if problem := _rule_problem(rule):
+            raise InvalidInput(f"Saved rule {rule.name}: {problem}", field="rules")
+    return rules
 
 
 def rules_from(entries: list[dict]) -> list[Rule]:
@@ -126,9 +133,7 @@ def _rule_problem(rule: Rule) -> str:
             return f"{name} is a string."
     if not any([rule.metadata_key, rule.name_pattern, rule.image, rule.flavor, rule.project]):
         return "a rule needs at least one criterion: metadata_key, name_pattern, image, flavor or project."
-    if rule.tenant_servers and rule.category.is_managed and not (rule.flavor or rule.image):
-        return "a rule that takes tenants' servers into a managed category needs a flavor or image criterion."
-    return ""
+    return tenant_servers_refusal(rule)
 
 
 def rules_named(name: str) -> list[Rule]:

@@ -47,6 +47,8 @@ def _resolve_category(category: InstanceCategory | None) -> InstanceCategory:
         category = category_standard()
     if not category.is_active:
         raise InvalidInput(f"Category '{category.slug}' is inactive and launches nothing.", field="category")
+    if problem := category.placement_refusal():  # a row saved before the rule, or past the services
+        raise InvalidInput(problem, field="network_placement")
     return category
 
 

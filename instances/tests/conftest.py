@@ -66,6 +66,19 @@ class Appliance(BaseHTTPRequestHandler):
             "/absolute": (302, b"", [("Location", f"http://127.0.0.1:{port}/home")]),
             "/elsewhere": (302, b"", [("Location", "http://169.254.169.254/latest/meta-data")]),
             "/big": (200, b"x" * 1_000_000, [("Content-Type", "application/octet-stream")]),
+            "/front-proxy-orders": (
+                200,
+                b"orders",
+                [
+                    ("Content-Type", "text/plain"),
+                    ("X-Accel-Redirect", "/internal/etc/passwd"),
+                    ("X-Accel-Buffering", "no"),
+                    ("X-Accel-Limit-Rate", "1"),
+                    ("X-Sendfile", "/etc/passwd"),
+                    ("X-LIGHTTPD-send-file", "/etc/shadow"),
+                    ("X-Appliance", "kept"),
+                ],
+            ),
             "/hostile-headers": (
                 200,
                 b"<p>hostile</p>",

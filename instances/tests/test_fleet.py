@@ -298,7 +298,7 @@ def test_a_rollout_moves_the_fleet_to_a_new_image_in_batches(fleet, five, demo):
 
 def test_a_failing_image_stops_the_rollout_after_its_first_batch(fleet, five, demo):
     old = five[0].image
-    broken = ImageFactory(name="fail-boot", kind="vm")
+    broken = ImageFactory(name="fail-boot", kind="vm", tags=["vsa"])
     rollout = services.rollout_start(user=demo.admin, category=fleet.category, image=broken, batch_size=2)
     fleet.tick()
     fleet.tick()
@@ -313,7 +313,7 @@ def test_a_failing_image_stops_the_rollout_after_its_first_batch(fleet, five, de
 
 def test_a_replacement_that_fails_its_health_check_stops_the_rollout(fleet, demo):
     made = fleet.launch(3)
-    sick = ImageFactory(name="fail-health", kind="vm")
+    sick = ImageFactory(name="fail-health", kind="vm", tags=["vsa"])
     rollout = services.rollout_start(user=demo.admin, category=fleet.category, image=sick)
     fleet.tick()
     fleet.tick()
@@ -325,7 +325,7 @@ def test_a_replacement_that_fails_its_health_check_stops_the_rollout(fleet, demo
 
 
 def test_rollouts_pause_resume_abort_and_one_at_a_time(fleet, five, demo):
-    new = ImageFactory(name="vsa-3", kind="vm")
+    new = ImageFactory(name="vsa-3", kind="vm", tags=["vsa"])
     rollout = services.rollout_start(user=demo.admin, category=fleet.category, image=new, batch_size=1)
     with pytest.raises(Conflict):
         services.rollout_start(user=demo.admin, category=fleet.category, image=new)
@@ -378,7 +378,7 @@ def test_failed_probes_count_only_after_the_grace(fleet, settings):
     Instance.objects.filter(pk=vsa.pk).update(launched_at=timezone.now() - timedelta(hours=2))
     assert services.health_check().failing == 1
     # A replacement that does not answer yet is probed again, not failed, within the grace.
-    sick = ImageFactory(name="fail-health", kind="vm")
+    sick = ImageFactory(name="fail-health", kind="vm", tags=["vsa"])
     services.rollout_start(user=fleet.admin, category=fleet.category, image=sick)
     services.fleet_run()  # opens the replacement; its task is not run here: the test steps it
     replace = InstanceAction.objects.get(action="replace")

@@ -159,7 +159,7 @@ def test_a_members_own_standard_instance_shows_the_details_but_not_the_probes_er
 def test_health_events_read_degraded_and_carry_no_error_text_for_members(demo, api, failing):
     response = api(demo.alice).get(f"{INSTANCES}{failing.pk}/events/")
     events = [(e["event"], e["message"]) for e in _ok(response)["results"]]
-    assert ("health_degraded", "The instance ran into an error; the provider has been told.") in events
+    assert ("health_degraded", "The health check failed.") in events
     assert b"health_failing" not in response.content and b"Connection refused" not in response.content
     admin = [e["event"] for e in _ok(api(demo.admin).get(f"{INSTANCES}{failing.pk}/events/"))["results"]]
     assert "health_failing" in admin
@@ -201,7 +201,8 @@ def test_replace_is_the_rollouts_alone(demo, api, failing):
 
 
 def test_rollouts_and_breakers_are_the_provider_admins(demo, api, fleet, breaker):
-    rollout = services.rollout_start(user=demo.admin, category=fleet.category, image=ImageFactory(name="vsa-2"))
+    image = ImageFactory(name="vsa-2", tags=["vsa"])
+    rollout = services.rollout_start(user=demo.admin, category=fleet.category, image=image)
     for member in (demo.alice, demo.rita, demo.bob):
         client = api(member)
         for url in (ROLLOUTS, f"{ROLLOUTS}{rollout.pk}/", BREAKERS):
@@ -249,7 +250,7 @@ def test_a_rollout_shows_its_progress_until_it_succeeds(demo, api, fleet):
     fleet.category.health_check_port = None
     fleet.category.save()
     fleet.launch(3)
-    new = ImageFactory(name="vsa-3.0", kind=fleet.category.kind)
+    new = ImageFactory(name="vsa-3.0", kind=fleet.category.kind, tags=["vsa"])
     client = api(demo.admin)
     body = _ok(client.post(ROLLOUTS, {"category": "vsa", "image": "vsa-3.0", "batch_size": 2}, format="json"), 201)
     fleet.tick()

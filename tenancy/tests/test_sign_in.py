@@ -92,30 +92,90 @@ def test_the_login_page_counts_failures_too(demo, limit, client):
     assert client.post("/accounts/login/", {"username": "rita", "password": _password()}).status_code == 429
 
 
-def _check_deploy(**env) -> subprocess.CompletedProcess:
+def test_a_success_resets_only_the_account_that_succeeded(demo, limit, client):
+    """Issue 21: a guess at admin, then alice's own sign-in from the same address, again and again."""
+    for _ in range(limit - 1):
+        assert _sign_in("admin", "guess", address="10.0.1.1").status_code == 400
+        assert _sign_in("alice", _password(), address="10.0.1.1").status_code == 200
+        assert client.post("/accounts/login/", {"username": "alice", "password": _password()}).status_code == 302
+    assert _sign_in("admin", "guess", address="10.0.1.1").status_code == 429  # the limit-th failure still locks
+    assert _sign_in("admin", _password(), address="10.0.1.1").status_code == 429
+    # The account that succeeded starts again: its own failures are gone, nobody else's.
+    assert _sign_in("bob", "guess", address="10.0.1.2").status_code == 400
+    assert _sign_in("bob", _password(), address="10.0.1.2").status_code == 200
+    for _ in range(limit - 1):
+        assert _sign_in("bob", "guess", address="10.0.1.2").status_code == 400
+
+
+@pytest.fixture
+def user_limit(settings, limit):
+    settings.ADMINVMS = {**settings.ADMINVMS, "LOGIN_USER_FAILURE_LIMIT": 5}
+    return 5
+
+
+def test_one_user_name_guessed_from_many_addresses_is_refused(demo, user_limit, client):
+    for n in range(user_limit):
+        assert _sign_in("rita", "guess", address=f"203.0.113.{n}").status_code == 400
+    # From every other address, the right password too, on the API and the login page alike.
+    assert _sign_in("rita", "guess", address="203.0.113.99").status_code == 429
+    assert _sign_in("rita", _password(), address="198.51.100.7").status_code == 429
+    page = client.post("/accounts/login/", {"username": "rita", "password": _password()})
+    assert page.status_code == 429
+    assert _sign_in("alice", _password(), address="203.0.113.98").status_code == 200  # other user names pass
+
+
+def test_nobody_locks_the_providers_admin_out_from_where_the_admin_signs_in(demo, user_limit):
+    assert _sign_in("admin", _password(), address="192.0.2.10").status_code == 200  # the admin's office
+    for n in range(3 * user_limit):
+        _sign_in("admin", "guess", address=f"203.0.113.{n}")
+    assert _sign_in("admin", _password(), address="203.0.113.200").status_code == 429  # a new address: refused
+    assert _sign_in("admin", _password(), address="192.0.2.10").status_code == 200  # where the admin works: not
+
+
+def _manage_check(*flags, **env) -> subprocess.CompletedProcess:
     environ = {
         key: value for key, value in os.environ.items() if not key.startswith(("ADMINVMS_", "DJANGO_", "DATABASE_"))
     }
     environ.update(DJANGO_SETTINGS_MODULE="adminvms_dashboard.settings", **env)
     return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=120,
+        [sys.executable, "manage.py", "check", *flags], cwd=ROOT, env=environ, capture_output=True, text=True,
+        timeout=120,
     )  # fmt: skip
 
 
-def test_production_settings_pass_check_deploy(tmp_path):
-    production = {
+def _check_deploy(**env) -> subprocess.CompletedProcess:
+    return _manage_check("--deploy", "--fail-level", "WARNING", **env)
+
+
+def _production(tmp_path, **env) -> dict[str, str]:
+    return {
         "ADMINVMS_SECURE": "1",
         "ADMINVMS_SECRET_KEY": os.urandom(40).hex(),
         "ADMINVMS_ALLOWED_HOSTS": "cloud.example.com",
         "ADMINVMS_DATA_DIR": str(tmp_path),
+        **env,
     }
-    result = _check_deploy(**production)
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    result = _check_deploy(**_production(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     # The control: the embedded defaults are not production settings, and the check says so.
     result = _check_deploy(ADMINVMS_DATA_DIR=str(tmp_path))
     assert result.returncode != 0
     assert "SECURE_HSTS_SECONDS" in result.stdout + result.stderr
+
+
+def test_check_deploy_fails_while_openstack_locks_from_the_service_project(tmp_path):
+    """Issue 21: the openstack backend's default lock scope lets the service project's members unlock."""
+    production = _production(tmp_path, OS_CLOUD="provider")
+    result = _check_deploy(**production)
+    assert result.returncode != 0
+    assert "adminvms.E010" in result.stderr and "ADMINVMS_OS_LOCK_CLOUD" in result.stderr, result.stderr
+    assert _check_deploy(**production, ADMINVMS_OS_LOCK_CLOUD="provider-lock").returncode == 0
+    # Every other command (make run's migrate among them) warns and goes on.
+    run = _manage_check(ADMINVMS_DATA_DIR=str(tmp_path), OS_CLOUD="provider")
+    assert run.returncode == 0 and "adminvms.W010" in run.stderr + run.stdout, run.stderr
 
 
 def test_the_embedded_secret_key_file_is_the_owners_alone(tmp_path):
