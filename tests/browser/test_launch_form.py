@@ -14,6 +14,16 @@ STANDARD = ["(default: debian-12)", "acme-golden", "debian-12", "fail-boot"]
 VSA = ["(default: vsa-appliance)", "vsa-appliance"]
 
 
+def _htmx_ready(page, selector: str) -> None:
+    """Wait until htmx has processed the element ``selector`` finds (a form it swapped in): a change made
+    before that reaches no handler and re-renders nothing (a flake seen under load)."""
+    page.wait_for_function(
+        "s => { const e = document.querySelector(s); return !!(e && e['htmx-internal-data']"
+        " && e['htmx-internal-data'].initHash); }",
+        arg=selector,
+    )
+
+
 def test_image_choices_follow_the_category_without_a_reload(login, demo):
     Image.objects.create(name="acme-golden", kind="vm", backend_id="acme-golden", project=demo.acme)
     Image.objects.create(name="globex-golden", kind="vm", backend_id="globex-golden", project=demo.globex)
@@ -30,6 +40,7 @@ def test_image_choices_follow_the_category_without_a_reload(login, demo):
     assert "csrfmiddlewaretoken" not in asked.value.url
     expect(images).to_have_text(VSA)  # the appliance boots the provider's vsa images alone
     expect(page.locator("#category-help")).to_contain_text("Appliance")
+    _htmx_ready(page, "#id_category")
     page.select_option("#id_category", "standard")
     expect(images).to_have_text(STANDARD)
     expect(page.locator("#id_name")).to_have_value("golden-1")  # what was typed stays
