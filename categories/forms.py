@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 
 from .choices import Operation
@@ -41,7 +39,9 @@ class CategoryForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["allowed_flavors"] = list(self.instance.allowed_flavors.all())
-            self.initial["extra_metadata"] = json.dumps(self.instance.extra_metadata)
+            # The field encodes its value as JSON when it renders: the dict itself, never a string of it,
+            # which rendered as "{}" with the quotes and failed its own validation on Save (issue 28).
+            self.initial["extra_metadata"] = self.instance.extra_metadata
             if self.instance.is_builtin:
                 self.fields["slug"].disabled = True
 
