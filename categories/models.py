@@ -39,51 +39,95 @@ class CategoryQuerySet(models.QuerySet):
 class InstanceCategory(models.Model):
     """A named class of instances with defaults, requirements and rules, handled like a flavor."""
 
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=255)
+    # Each field's label and help are the words a person reads, in the console's form and in the API's
+    # schema alike (the serializer takes them from here).
+    slug = models.SlugField(max_length=64, unique=True, help_text="The category's name in URLs and in the API.")
+    name = models.CharField(max_length=255, help_text="What people read.")
     description = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
-    is_builtin = models.BooleanField(default=False, editable=False)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.VM)
-    management = models.CharField(max_length=16, choices=Management.choices, default=Management.USER)
-    user_visible = models.BooleanField(default=True)
-    user_operations = models.JSONField(default=list, blank=True)
-    network_placement = models.CharField(
-        max_length=16, choices=NetworkPlacement.choices, default=NetworkPlacement.PROJECT
+    is_active = models.BooleanField(
+        "Active", default=True, help_text="An inactive category launches nothing; its instances keep running."
     )
+    is_builtin = models.BooleanField("Built-in", default=False, editable=False)
+    kind = models.CharField(
+        max_length=16, choices=Kind.choices, default=Kind.VM, help_text="Virtual machines or containers."
+    )
+    management = models.CharField(
+        max_length=16, choices=Management.choices, default=Management.USER,
+        help_text="Who runs the instances: the provider, the provider for the members (appliance), or the members.",
+    )  # fmt: skip
+    user_visible = models.BooleanField(
+        "Visible to members", default=True, help_text="Whether project members see these instances at all."
+    )
+    user_operations = models.JSONField(
+        "Member operations", default=list, blank=True,
+        help_text="What project members may do with these instances (none for a provider-managed category).",
+    )  # fmt: skip
+    network_placement = models.CharField(
+        max_length=16, choices=NetworkPlacement.choices, default=NetworkPlacement.PROJECT,
+        help_text="Which networks the instances join: the project's, the provider's management network, or both "
+        "(user categories: the project's only).",
+    )  # fmt: skip
     # Hardware
     default_flavor = models.ForeignKey(
-        Flavor, null=True, blank=True, on_delete=models.SET_NULL, related_name="default_for"
+        Flavor, null=True, blank=True, on_delete=models.SET_NULL, related_name="default_for",
+        help_text="The flavor of a launch that names none.",
+    )  # fmt: skip
+    allowed_flavors = models.ManyToManyField(
+        Flavor, blank=True, related_name="categories", help_text="The flavors a launch may name; none: any."
     )
-    allowed_flavors = models.ManyToManyField(Flavor, blank=True, related_name="categories")
-    min_vcpus = models.PositiveIntegerField(default=0)
-    min_ram_mb = models.PositiveIntegerField(default=0)
-    min_disk_gb = models.PositiveIntegerField(default=0)
+    min_vcpus = models.PositiveIntegerField(
+        "Minimum vCPUs", default=0, help_text="Every launch's flavor has at least these."
+    )
+    min_ram_mb = models.PositiveIntegerField(
+        "Minimum RAM (MB)", default=0, help_text="Every launch's flavor has at least this much memory."
+    )
+    min_disk_gb = models.PositiveIntegerField(
+        "Minimum disk (GB)", default=0, help_text="Every launch's flavor has at least this much disk."
+    )
     # Image: a fixed default, or the newest image tagged with image_tag.
     default_image = models.ForeignKey(
-        "categories.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="default_for"
+        "categories.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="default_for",
+        help_text="The image of a launch that names none; empty: the newest image offered for the category.",
+    )  # fmt: skip
+    image_tag = models.CharField(
+        max_length=64, blank=True, help_text="Images carrying this tag are offered for the category."
     )
-    image_tag = models.CharField(max_length=64, blank=True)
     # Placement
-    backend = models.CharField(max_length=32, blank=True, help_text="Empty: the default backend.")
-    availability_zone = models.CharField(max_length=255, blank=True)
-    anti_affinity = models.CharField(max_length=32, choices=AntiAffinity.choices, default="", blank=True)
+    backend = models.CharField(
+        max_length=32, blank=True, help_text="Where the instances run; empty: the default backend."
+    )
+    availability_zone = models.CharField(max_length=255, blank=True, help_text="Empty: the backend's default.")
+    anti_affinity = models.CharField(
+        "Anti-affinity", max_length=32, choices=AntiAffinity.choices, default="", blank=True,
+        help_text="One server group per project: its instances land on different hosts.",
+    )  # fmt: skip
     # Appliance GUI
-    gui_port = models.PositiveIntegerField(null=True, blank=True)
-    gui_path = models.CharField(max_length=255, default="/", blank=True)
+    gui_port = models.PositiveIntegerField(
+        "GUI port", null=True, blank=True, help_text="The appliance's own web GUI on its management address."
+    )
+    gui_path = models.CharField("GUI path", max_length=255, default="/", blank=True, help_text="Where the GUI opens.")
     # Quota, pool and health
-    max_instances = models.PositiveIntegerField(null=True, blank=True, help_text="Per project; empty: no limit.")
-    spare_pool_size = models.PositiveIntegerField(default=0)
-    health_check_port = models.PositiveIntegerField(null=True, blank=True)
-    health_check_path = models.CharField(max_length=255, blank=True)
+    max_instances = models.PositiveIntegerField(
+        "Instances per project", null=True, blank=True, help_text="Per project; empty: no limit."
+    )
+    spare_pool_size = models.PositiveIntegerField(
+        "Spare pool size", default=0, help_text="Ready servers kept for fast launches; 0: none."
+    )
+    health_check_port = models.PositiveIntegerField(
+        "Health-check port", null=True, blank=True, help_text="Probed over HTTP on the management address; empty: none."
+    )
+    health_check_path = models.CharField("Health-check path", max_length=255, blank=True)
     health_check_threshold = models.PositiveIntegerField(
-        default=3, help_text="Consecutive failed probes after which an instance is unhealthy."
+        "Health-check threshold", default=3, help_text="Consecutive failed probes after which an instance is unhealthy."
     )
     health_check_grace = models.PositiveIntegerField(
-        default=60, help_text="Seconds after a server boots before a failed probe counts (the appliance starts)."
+        "Health-check grace (s)", default=60,
+        help_text="Seconds after a server boots before a failed probe counts (the appliance starts).",
+    )  # fmt: skip
+    auto_heal = models.BooleanField("Auto-heal", default=False, help_text="Replace an unhealthy instance on its own.")
+    extra_metadata = models.JSONField(
+        default=dict, blank=True, help_text='Stamped on every instance, e.g. {"service": "storage"}.'
     )
-    auto_heal = models.BooleanField(default=False)
-    extra_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

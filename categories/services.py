@@ -229,7 +229,9 @@ def volume_ensure(
         return volume, False
     volume = Volume(name=name, size_gb=size_gb, project=project)
     _save(volume, unique_field="name")
-    volume.categories.set(list(categories))
+    # The provider's assignment, as the console and the API make it: what the volume serves, and what the
+    # console's Volumes page shows as assigned (a Save of that page keeps it).
+    volume_assign(user=user, volume=volume, categories=categories)
     return volume, True
 
 

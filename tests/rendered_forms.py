@@ -11,10 +11,11 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 
-class _Form(HTMLParser):
-    def __init__(self, form_id: str | None):
+class _Forms(HTMLParser):
+    def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.form_id, self.inside, self.found = form_id, False, False
+        self.inside = False
+        self.forms: list[tuple[dict, list[tuple[str, str]]]] = []
         self.data: list[tuple[str, str]] = []
         self._select: dict | None = None
         self._option: dict | None = None
@@ -22,8 +23,9 @@ class _Form(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag == "form" and not self.found and (self.form_id is None or a.get("id") == self.form_id):
-            self.inside = self.found = True
+        if tag == "form":
+            self.inside, self.data = True, []
+            self.forms.append((a, self.data))
             return
         if not self.inside or "disabled" in a:
             if tag == "select" and "disabled" in a:
@@ -71,12 +73,22 @@ class _Form(HTMLParser):
                 self.data.append((select["name"], value))
 
 
-def rendered_form(html: str, form_id: str | None = None) -> dict[str, list[str]]:
-    """The fields a browser would submit for the form (``form_id``, or the page's first form): name → values."""
-    parser = _Form(form_id)
+def rendered_forms(html: str) -> list[tuple[dict, dict[str, list[str]]]]:
+    """Every form of the page: its attributes (``action``, ``id``, ``method``…) and the fields a browser would
+    submit for it (name → values)."""
+    parser = _Forms()
     parser.feed(html)
-    assert parser.found, f"no form {form_id or ''} on the page"
-    out: dict[str, list[str]] = {}
-    for name, value in parser.data:
-        out.setdefault(name, []).append(value)
+    out = []
+    for attrs, pairs in parser.forms:
+        data: dict[str, list[str]] = {}
+        for name, value in pairs:
+            data.setdefault(name, []).append(value)
+        out.append((attrs, data))
     return out
+
+
+def rendered_form(html: str, form_id: str) -> dict[str, list[str]]:
+    """The fields a browser would submit for the form ``form_id`` of the page: name → values."""
+    found = [data for attrs, data in rendered_forms(html) if attrs.get("id") == form_id]
+    assert found, f"no form {form_id} on the page"
+    return found[0]

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from adminvms_dashboard.api import SlugRelatedField
 from categories.choices import Operation
+from categories.labels import model_labels
 from categories.models import Flavor, Image, InstanceCategory, Volume
 from tenancy import policy
 
@@ -57,6 +58,12 @@ class CategorySerializer(AdminFieldsMixin, serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = ["is_builtin", "created_at", "updated_at"]
         member_fields = CATEGORY_MEMBER_FIELDS
+
+    def get_fields(self):
+        """The model's labels and help for the fields declared here too: the schema's words are the form's."""
+        fields = super().get_fields()
+        model_labels(fields)
+        return fields
 
 
 class CategoryFlavorSerializer(serializers.Serializer):

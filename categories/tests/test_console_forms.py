@@ -3,6 +3,8 @@ nothing and shows no error, and a change of one field lands."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.forms.models import model_to_dict
 
@@ -42,3 +44,43 @@ def test_a_changed_field_lands_through_the_rendered_form(demo, web):
     # And the page shows the saved metadata as the JSON it is, once encoded.
     page = client.get("/console/categories/vsa/").content.decode()
     assert "{&quot;service&quot;: &quot;storage&quot;}" in page and "&quot;{" not in page
+
+
+def test_every_field_of_the_form_stands_in_one_section():
+    from categories.forms import CATEGORY_FORM_FIELDS, CATEGORY_SECTIONS
+
+    placed = [name for _, names, _ in CATEGORY_SECTIONS for name in names]
+    assert sorted(placed) == sorted(CATEGORY_FORM_FIELDS) and len(placed) == len(set(placed))
+
+
+LABELS = ["Minimum vCPUs", "Minimum RAM (MB)", "Minimum disk (GB)", "GUI port", "Health-check grace (s)",
+          "Spare pool size", "Active", "Member operations", "Visible to members", "Instances per project"]  # fmt: skip
+
+
+def test_labels_and_help_are_words_a_person_reads_in_the_form_and_the_schema(demo, web, api):
+    page = web(demo.admin).get("/console/categories/vsa/").content.decode()
+    for label in LABELS:
+        assert f">{label}</label>" in page, label
+    for default in ("Min ram mb", "Gui port", "Is active", "User operations", "Health check grace"):
+        assert default not in page, default
+    legends = re.findall(r"<legend[^>]*>([^<]+)</legend>", page)
+    assert legends == ["Identity and access", "Hardware", "Image", "Placement", "Appliance GUI",
+                       "Quota and spare pool", "Health and healing", "Extra metadata"]  # fmt: skip
+    schema = api(demo.admin).get("/api/schema/", {"format": "json"}).json()
+    fields = schema["components"]["schemas"]["Category"]["properties"]
+    assert fields["min_ram_mb"]["title"] == "Minimum RAM (MB)"
+    assert "memory" in fields["min_ram_mb"]["description"]
+    assert fields["user_operations"]["title"] == "Member operations"
+    assert "project members may do" in fields["user_operations"]["description"]
+    assert fields["health_check_grace"]["title"] == "Health-check grace (s)"
+
+
+def test_bad_metadata_json_says_where_it_went_wrong_and_saves_nothing(demo, web):
+    client = web(demo.admin)
+    data = rendered_form(client.get("/console/categories/vsa/").content.decode(), "category-form")
+    data["extra_metadata"] = ['{"service": "storage",}']
+    answer = client.post("/console/categories/vsa/", data)
+    assert answer.status_code == 200
+    errors = re.findall(r'data-field="extra_metadata">([^<]+)<', answer.content.decode())
+    assert errors == ["Not valid JSON: Expecting property name enclosed in double quotes (line 1, column 23)."]
+    assert InstanceCategory.objects.get(slug="vsa").extra_metadata == {}
