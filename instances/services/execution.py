@@ -414,10 +414,7 @@ def _replace_step(row: operations.Operation, action: InstanceAction, instance: I
         return None
     try:
         if not action.backend_called:
-            event_record(instance.pk, action, "spawning", message=f"creating a replacement server (image {image})")
-            info = driver.create(_spec(instance, generation=generation, image=image))
-            params[NEW_SERVER] = info.backend_id
-            InstanceAction.objects.filter(pk=action.pk).update(params=params, backend_called=True)
+            info = _replacement_create(action, instance, driver, params, generation=generation, image=image)
         else:
             info = driver.get(params[NEW_SERVER])
     except ServerNotFound:
@@ -452,6 +449,26 @@ def _replace_step(row: operations.Operation, action: InstanceAction, instance: I
     _move(action, instance, info, image=image, generation=generation)
     instance.refresh_from_db()
     return _old_server_deleted(action, instance, driver)
+
+
+def _replacement_create(action: InstanceAction, instance: Instance, driver, params: dict, *, generation, image):
+    """Make the replacement once, whatever number of deliveries of this step run at once (the broker hands
+    a message out again when its first delivery outlives the visibility timeout): the action's row is
+    locked across the create, and a delivery that waited for it finds the server recorded. Looking the
+    server up by its tags does not do: two creates at once both find none (seen on Nova: two servers of
+    one generation)."""
+    with transaction.atomic():
+        locked = InstanceAction.objects.select_for_update().only("params", "backend_called").get(pk=action.pk)
+        if locked.backend_called:  # a twin delivery made it while this one waited
+            params.update(locked.params)
+            return driver.get(params[NEW_SERVER])
+        event_record(instance.pk, action, "spawning", message=f"creating a replacement server (image {image})")
+        info = driver.create(_spec(instance, generation=generation, image=image))
+        if pause := conf("FAULT_PAUSE_AFTER_CREATE"):
+            time.sleep(pause)  # fault injection for tests: the server exists, nothing records it yet
+        params[NEW_SERVER] = info.backend_id
+        InstanceAction.objects.filter(pk=action.pk).update(params=params, backend_called=True)
+        return info
 
 
 def _in_grace(action: InstanceAction, params: dict) -> bool:
