@@ -339,14 +339,18 @@ class OpenStackDriver(ComputeDriver):
         self.conn.network.set_tags(port, [STAMP_TAG, _instance_tag(spec.instance_id)])
         return port
 
-    def _ports(self, spec: ServerSpec, owner_project_id: str) -> list[str]:
+    def _ports(self, spec: ServerSpec, owner_project_id: str) -> tuple[list[str], list[str]]:
         """One port per network, tagged with the instance: a free one of ours (``_free_ports``), else a
-        new one made by the service account."""
+        new one made by the service account. → (every port's id, the ids of those made here)."""
         free = self._free_ports(spec.instance_id, owner_project_id)
-        return [
-            (free.get(network.id) or self._new_port(spec, network, owner_project_id, kind)).id
-            for kind, network in self._networks_for(spec)
-        ]
+        ports, made = [], []
+        for kind, network in self._networks_for(spec):
+            port = free.get(network.id)
+            if port is None:
+                port = self._new_port(spec, network, owner_project_id, kind)
+                made.append(port.id)
+            ports.append(port.id)
+        return ports, made
 
     def _server_group(self, spec: ServerSpec, conn) -> str | None:
         if not spec.anti_affinity:
@@ -443,7 +447,7 @@ class OpenStackDriver(ComputeDriver):
             flavor = self.conn.compute.find_flavor(flavor_ref, ignore_missing=True) if flavor_ref else None
             if flavor is None:
                 raise DriverError(f"Flavor '{flavor_ref}' does not exist in Nova.")
-            ports = self._ports(spec, owner)
+            ports, made = self._ports(spec, owner)
             attrs = {
                 "name": spec.name,
                 "image_id": image.id,
@@ -465,8 +469,9 @@ class OpenStackDriver(ComputeDriver):
                 server = conn.compute.create_server(**attrs)
             except os_exc.HttpException as exc:
                 if exc.status_code is not None and 400 <= exc.status_code < 500:
-                    # Refused: no server holds these ports, and a retry would be refused again.
-                    for port in ports:
+                    # Refused, and a retry would be refused again: the ports made for it go. A free port
+                    # it was given stays: a twin create may hold it by now (Nova's "port in use").
+                    for port in made:
                         self.conn.network.delete_port(port, ignore_missing=True)
                 raise
             # No lock yet: Nova refuses actions on a server that is not in a cell. The service locks it once ACTIVE.
