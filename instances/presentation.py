@@ -82,7 +82,7 @@ def shown_fault(user, fault: str) -> str:
 def shown_event_message(user, event: InstanceEvent) -> str:
     """An event's message as ``user`` reads it: the stored text (servers, backends, accounts) for provider
     admins, the event's sentence from the table of events for everybody else (rule 9)."""
-    if policy.is_provider_admin(user):
+    if policy.sees_backend_errors(user):
         return event.message
     return events.member_text(event.event)
 
